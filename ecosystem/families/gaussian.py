@@ -1,0 +1,100 @@
+"""One Gaussian per developer, fitted in closed form and batched over developers.
+
+MLE divides the weighted scatter by Σw; ``unbiased`` by Σw − Σw²/Σw (n − 1 for unit weights). Recursive
+MLE fitting shrinks the variance by (M−1)/M per generation (Shumailov et al., Nature 2024).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ecosystem.scenario import GaussianFamilySpec
+
+
+@dataclass
+class GaussianState:
+    mean: torch.Tensor  # (N, D)
+    cov: torch.Tensor  # (N, D, D)
+
+
+class GaussianFamily:
+    kind = "gaussian"
+
+    def __init__(self, spec: GaussianFamilySpec, dim: int, device: torch.device) -> None:
+        self.spec, self.dim, self.device = spec, dim, device
+
+    def init(self, n: int, generator: torch.Generator) -> GaussianState:
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
+        return GaussianState(torch.zeros(n, self.dim, dtype=torch.float64, device=self.device), eye.repeat(n, 1, 1))
+
+    def fit(
+        self, state: GaussianState, items: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
+    ) -> GaussianState:
+        w = weights.to(items.dtype)  # (N, B)
+        total = w.sum(1)  # (N,)
+        mean = torch.einsum("nb,nbd->nd", w, items) / total.clamp_min(1e-300)[:, None]
+        centred = items - mean[:, None, :]  # (N, B, D)
+        scatter = torch.einsum("nb,nbi,nbj->nij", w, centred, centred)
+        dof = total - (w**2).sum(1) / total.clamp_min(1e-300) if self.spec.estimator == "unbiased" else total
+        cov = scatter / dof.clamp_min(1e-300)[:, None, None]
+        keep = total <= 0  # no data: keep the previous model
+        return GaussianState(
+            torch.where(keep[:, None], state.mean, mean), torch.where(keep[:, None, None], state.cov, cov)
+        )
+
+    def sample(
+        self,
+        state: GaussianState,
+        k: int,
+        generator: torch.Generator,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        prompts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # p(x)^(1/T) of a Gaussian is a Gaussian with T times the covariance.
+        root = sqrtm_psd(state.cov * temperature)  # (N, D, D)
+        z = torch.randn(state.mean.shape[0], k, self.dim, generator=generator, dtype=torch.float64,
+                        device=self.device)
+        return state.mean[:, None, :] + torch.einsum("nij,nkj->nki", root, z)  # (N, k, D)
+
+    def log_prob(self, state: GaussianState, items: torch.Tensor) -> torch.Tensor:
+        chol, _ = torch.linalg.cholesky_ex(_jitter(state.cov))  # (N, D, D)
+        centred = (items - state.mean[:, None, :]).transpose(1, 2)  # (N, D, B)
+        z = torch.linalg.solve_triangular(chol, centred, upper=False)  # (N, D, B)
+        logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)  # (N,)
+        return -0.5 * ((z**2).sum(1) + logdet[:, None] + self.dim * math.log(2 * math.pi))  # (N, B)
+
+    def divergence(self, state: GaussianState, probe: torch.Tensor) -> torch.Tensor:
+        """Pairwise squared 2-Wasserstein distance between the developers' Gaussians ``(N, N)``."""
+        n = state.mean.shape[0]
+        out = torch.empty(n, n, dtype=torch.float64, device=self.device)
+        root = sqrtm_psd(state.cov)  # (N, D, D)
+        trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)  # (N,)
+        for i in range(0, n, 64):  # chunk rows: N² D×D matrices would not fit for thousands of developers
+            out[i : i + 64] = w2_squared(state.mean[i : i + 64, None], root[i : i + 64, None],
+                                         trace[i : i + 64, None], state.mean[None], state.cov[None], trace[None])
+        return out.fill_diagonal_(0.0)
+
+
+def w2_squared(mean_a, root_a, trace_a, mean_b, cov_b, trace_b) -> torch.Tensor:
+    """W2²(N(a), N(b)) = |μa−μb|² + tr Σa + tr Σb − 2 tr (Σa^½ Σb Σa^½)^½ (broadcast over leading dims)."""
+    cross = sqrtm_psd(root_a @ cov_b @ root_a)
+    bures = trace_a + trace_b - 2 * torch.diagonal(cross, dim1=-2, dim2=-1).sum(-1)
+    return ((mean_a - mean_b) ** 2).sum(-1) + bures.clamp_min(0.0)
+
+
+def sqrtm_psd(cov: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of PSD matrices (eigh, negative round-off clipped)."""
+    vals, vecs = torch.linalg.eigh(cov)
+    return (vecs * vals.clamp_min(0.0).sqrt().unsqueeze(-2)) @ vecs.transpose(-1, -2)
+
+
+def _jitter(cov: torch.Tensor) -> torch.Tensor:
+    # A collapsed model has a singular covariance; a relative jitter keeps its log-density finite.
+    d = cov.shape[-1]
+    scale = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(1e-300)
+    return cov + 1e-12 * scale[..., None, None] * torch.eye(d, dtype=cov.dtype, device=cov.device)

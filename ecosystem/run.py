@@ -1,0 +1,108 @@
+"""Run one scenario and write its run folder (layout in the README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from agents.developer import ModelDeveloper
+from ecosystem.model import EcosystemModel
+from ecosystem.network import write_edge_list
+from ecosystem.scenario import Scenario, to_yaml
+
+
+def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = True, summary: bool = True) -> Path:
+    """Run ``scenario`` and write its folder ``out_dir`` atomically; returns the folder.
+
+    Everything is written to a temporary sibling folder that is renamed into place at the end, so a failed or
+    interrupted run leaves nothing under ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "meta.json").exists():
+        raise FileExistsError(f"{out_dir} already holds a finished run")
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _run_into(scenario, tmp, progress=progress, summary=summary)
+        if out_dir.exists():
+            out_dir.rmdir()  # an empty folder made by the caller; a non-empty one is an error
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel, dict[str, object]]:
+    """Build the model and run every generation; returns it with setup and per-step timings."""
+    start = time.perf_counter()
+    model = EcosystemModel(scenario)
+    setup = time.perf_counter() - start
+    per_step = []
+    bar = tqdm(range(scenario.steps), desc=scenario.name, unit="gen", disable=not progress, leave=False)
+    for _ in bar:
+        t0 = time.perf_counter()
+        model.step()
+        per_step.append(time.perf_counter() - t0)
+        bar.set_postfix(nll=f"{model.summary['nll']:.3f}", homog=f"{model.summary['homogenization']:.3g}")
+    return model, {"setup_s": setup, "per_step_s": per_step, "total_s": time.perf_counter() - start}
+
+
+def frames(model: EcosystemModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy tables of a finished model: one row per step, and one per step × developer."""
+    model_df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    agents_df = model.datacollector.get_agenttype_vars_dataframe(ModelDeveloper).reset_index()
+    agents_df = agents_df.rename(columns={"Step": "step"}).drop(columns="AgentID")
+    return model_df, agents_df.sort_values(["step", "developer"], kind="stable").reset_index(drop=True)
+
+
+def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -> None:
+    (folder / "scenario.yaml").write_text(to_yaml(scenario))
+    model, timings = simulate(scenario, progress=progress)
+    model_df, agents_df = frames(model)
+    model_df.to_parquet(folder / "model.parquet", index=False)
+    agents_df.to_parquet(folder / "agents.parquet", index=False)
+    if model.divergence_history:
+        np.save(folder / "divergence.npy", np.stack(model.divergence_history).astype(np.float32))
+    write_edge_list(model.graph, folder / "network.edgelist")
+    meta = {
+        "name": scenario.name,
+        "seed": scenario.seed,
+        "steps": scenario.steps,
+        "developers": scenario.developers.count,
+        "groups": scenario.developers.groups or [scenario.developers.count],
+        "communities": model.communities,
+        "device": str(model.device),
+        "versions": _versions(),
+        "timings": timings,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    if summary:
+        from analysis.summary import summary_figure
+
+        fig = summary_figure(model_df, agents_df, scenario.name)
+        fig.savefig(folder / "summary.png", dpi=110)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def _versions() -> dict[str, str]:
+    import mesa
+    import torch
+
+    from ecosystem import __version__
+
+    return {"ecosim": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "mesa": mesa.__version__, "numpy": np.__version__, "pandas": pd.__version__}

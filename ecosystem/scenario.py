@@ -1,0 +1,612 @@
+"""The scenario file: a typed schema (pydantic) with defaults, validators and one-line errors.
+
+Every field has a default, so ``Scenario()`` is a valid (small) scenario; unknown fields are errors.
+``load_scenario(path)`` reads YAML and raises :class:`ScenarioError` whose message names the field path
+and what is allowed, e.g. ``developers.data.synthetic: must be between 0 and 1, got 1.4``.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import annotated_types
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+
+class ScenarioError(ValueError):
+    """A scenario (or sweep design) that cannot run; the message is one line naming the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+# ── worlds ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+class GaussianWorldSpec(Strict):
+    """Concepts are isotropic Gaussian clusters in ``dim`` dimensions; communities weight the concepts."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    dim: Count = 2
+    concepts: Count = 4
+    separation: Annotated[float, Field(ge=0.0)] = 4.0  # scale of the cluster means
+    spread: Annotated[float, Field(gt=0.0)] = 1.0  # standard deviation within a cluster
+    heldout: Count = 1000  # held-out human items per community
+    seed: int | None = None  # world seed; default: derived from the scenario seed
+
+
+class LinearWorldSpec(Strict):
+    """y = xᵀθ + noise, with a private feature domain per developer and a shared public set (Vu et al.)."""
+
+    kind: Literal["linear"] = "linear"
+    dim: Count = 4
+    noise: Annotated[float, Field(gt=0.0)] = 1.0  # σ, the noise standard deviation
+    private_samples: Count = 20  # per developer
+    public_samples: Annotated[int, Field(ge=0)] = 20
+    domain_overlap: Share = 0.2  # variance of a developer's features outside its own coordinates
+    fixed_design: bool = True  # reuse each model's synthetic design X_j (publish.samples rows) every generation
+    heldout: Count = 1000
+    seed: int | None = None
+
+
+class TopicMarkovWorldSpec(Strict):
+    """Token sequences from concept-specific sparse Markov chains (exact likelihood, tails, errors)."""
+
+    kind: Literal["topic_markov"] = "topic_markov"
+    vocab: Annotated[int, Field(ge=4)] = 48
+    concepts: Count = 8
+    seq_len: Annotated[int, Field(ge=2)] = 24
+    branching: Count = 4  # allowed next tokens per token within a concept
+    zipf: Annotated[float, Field(ge=0.0)] = 1.2  # exponent of the transition weights (tails)
+    heldout: Count = 256
+    seed: int | None = None
+
+
+class LogicWorldSpec(Strict):
+    """True boolean expressions over True/False/not/and/or (Briesch et al. 2023)."""
+
+    kind: Literal["logic"] = "logic"
+    min_depth: Count = 1
+    max_depth: Count = 5
+    seq_len: Annotated[int, Field(ge=8)] = 48  # tokens, padded
+    heldout: Count = 256
+    seed: int | None = None
+
+
+WorldSpec = Annotated[
+    Union[GaussianWorldSpec, LinearWorldSpec, TopicMarkovWorldSpec, LogicWorldSpec],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+TOKEN_WORLDS = ("topic_markov", "logic")
+
+
+# ── families ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+class GaussianFamilySpec(Strict):
+    """One Gaussian per developer (mean and full covariance)."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    estimator: Literal["mle", "unbiased"] = "mle"
+
+
+class LinearFamilySpec(Strict):
+    """Conditional Gaussian regression y | x ~ N(xᵀθ, σ²), fitted by weighted least squares."""
+
+    kind: Literal["linear"] = "linear"
+    noise: Annotated[float, Field(gt=0.0)] | None = None  # σ used to sample; default: the fitted residual
+    ridge: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class NgramFamilySpec(Strict):
+    kind: Literal["ngram"] = "ngram"
+    order: Annotated[int, Field(ge=1, le=3)] = 2
+    smoothing: Annotated[float, Field(gt=0.0)] = 0.01
+
+
+class TransformerFamilySpec(Strict):
+    kind: Literal["transformer"] = "transformer"
+    d_model: Annotated[int, Field(ge=4, le=512)] = 32
+    layers: Annotated[int, Field(ge=1, le=8)] = 1
+    heads: Count = 2
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TransformerFamilySpec:
+        if self.d_model % self.heads:
+            raise ValueError(f"heads: must divide d_model={self.d_model}, got {self.heads}")
+        return self
+
+
+FamilySpec = Annotated[
+    Union[GaussianFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+FAMILY_WORLDS = {
+    "gaussian": ("gaussian",),
+    "linear": ("linear",),
+    "ngram": TOKEN_WORLDS,
+    "transformer": TOKEN_WORLDS,
+}
+
+
+# ── developers ────────────────────────────────────────────────────────────────────────────────────────
+
+
+class TrainSpec(Strict):
+    samples: Count = 100  # new items gathered per generation (the training set under `replace`)
+    steps: Count = 50  # optimiser steps per generation (neural families)
+    batch: Count = 8  # sequences per optimiser step (neural families)
+    lr: Annotated[float, Field(gt=0.0)] = 3.0e-3
+    from_scratch: bool = False  # re-initialise each generation instead of fine-tuning
+
+
+class PublishSpec(Strict):
+    samples: Annotated[int, Field(ge=0)] = 100  # items each model writes to the pool per generation
+    temperature: Annotated[float, Field(gt=0.0)] = 1.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+
+
+class DetectorSpec(Strict):
+    """An imperfect AI-content detector; flagged items are dropped from scraped data."""
+
+    tpr: Share = 0.8  # P(flag | synthetic)
+    fpr: Share = 0.05  # P(flag | human)
+
+
+class VerifierSpec(Strict):
+    """Curation by a verifier (Feng et al. 2024): keep correct synthetic items w.p. φ, wrong ones w.p. ψ."""
+
+    keep_correct: Share = 1.0  # φ
+    keep_wrong: Share = 0.0  # ψ
+
+
+SHARES = ("original", "public", "human_fresh", "synthetic")
+
+
+class DataSpec(Strict):
+    """Where a developer's training data comes from each generation.
+
+    Shares of ``original`` (its own private real data), ``public`` (shared real data), ``human_fresh``
+    (new human content scraped from the pool) and ``synthetic`` (what the models it reads published last
+    generation) sum to 1. Vu et al.'s ``alpha``/``beta`` are an equivalent statement: synthetic = α,
+    original = (1−α)β, public = (1−α)(1−β).
+    """
+
+    original: Share = 0.0
+    public: Share = 0.0
+    human_fresh: Share = 0.5
+    synthetic: Share = 0.5
+    alpha: Share | None = None
+    beta: Share | None = None
+    mix: Literal["sample", "weight"] = "sample"  # draw items in proportion, or weight whole sets in the loss
+    retention: Literal["replace", "accumulate", "accumulate_subsample", "window"] = "replace"
+    window: Count = 3  # generations kept by retention `window`
+    detector: DetectorSpec | None = None
+    verifier: VerifierSpec | None = None
+
+    @model_validator(mode="after")
+    def _shares(self) -> DataSpec:
+        given = self.model_fields_set
+        if self.alpha is not None or self.beta is not None:
+            if given & set(SHARES):
+                raise ValueError("give either alpha/beta or the shares, not both")
+            alpha = 0.0 if self.alpha is None else self.alpha
+            beta = 1.0 if self.beta is None else self.beta
+            self.synthetic, self.original = alpha, (1 - alpha) * beta
+            self.public, self.human_fresh = (1 - alpha) * (1 - beta), 0.0
+        elif given & set(SHARES) and not given >= set(SHARES):
+            # Unnamed shares are zero once any is named, so `{synthetic: 1}` means "only synthetic".
+            for name in set(SHARES) - given:
+                setattr(self, name, 0.0)
+        total = sum(getattr(self, s) for s in SHARES)
+        if not math.isclose(total, 1.0, abs_tol=1e-9):
+            parts = " + ".join(f"{s} {getattr(self, s):g}" for s in SHARES)
+            raise ValueError(f"shares must sum to 1, got {parts} = {total:g}")
+        return self
+
+    def shares(self) -> dict[str, float]:
+        return {s: getattr(self, s) for s in SHARES}
+
+
+def _default_kind(kind: str) -> Any:
+    """A before-validator: a section written without ``kind`` gets the default kind."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict) and "kind" not in value:
+            return {"kind": kind, **value}
+        return value
+
+    return fill
+
+
+class DevelopersSpec(Strict):
+    count: Count = 8
+    family: FamilySpec = Field(default_factory=GaussianFamilySpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    publish: PublishSpec = Field(default_factory=PublishSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    # Developer communities (sizes, in order) for stochastic_block networks and community statistics.
+    groups: list[Count] | None = None
+
+    _family_kind = field_validator("family", mode="before")(_default_kind("gaussian"))
+
+    @model_validator(mode="after")
+    def _groups(self) -> DevelopersSpec:
+        if self.groups is not None and sum(self.groups) != self.count:
+            raise ValueError(f"groups: sizes must sum to count={self.count}, got {sum(self.groups)}")
+        return self
+
+
+# ── human authors ─────────────────────────────────────────────────────────────────────────────────────
+
+
+class CommunitySpec(Strict):
+    name: str = "everyone"
+    authors: Count = 10
+    concepts: list[Annotated[int, Field(ge=0)]] | None = None  # default: every concept
+    weights: list[Annotated[float, Field(gt=0.0)]] | None = None  # concept weights; default: uniform
+    rate: Annotated[int, Field(ge=0)] = 10  # items per author per generation
+
+    @model_validator(mode="after")
+    def _weights(self) -> CommunitySpec:
+        if self.weights is not None and (self.concepts is None or len(self.weights) != len(self.concepts)):
+            raise ValueError("weights: need one weight per entry of concepts")
+        return self
+
+
+# ── networks ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+class _Net(Strict):
+    self_loops: bool = True  # a developer also reads its own outputs
+
+
+class CompleteNet(_Net):
+    kind: Literal["complete"] = "complete"
+
+
+class EmptyNet(_Net):
+    """No edges between developers: each reads only itself (with self_loops) — independent chains."""
+
+    kind: Literal["empty"] = "empty"
+
+
+class RingNet(_Net):
+    kind: Literal["ring"] = "ring"
+    k: Annotated[int, Field(ge=2)] = 2  # each developer reads k nearest neighbours (k even)
+
+
+class StarNet(_Net):
+    kind: Literal["star"] = "star"
+
+
+class ErdosRenyiNet(_Net):
+    kind: Literal["erdos_renyi"] = "erdos_renyi"
+    p: Share = 0.3
+    directed: bool = False
+
+
+class WattsStrogatzNet(_Net):
+    kind: Literal["watts_strogatz"] = "watts_strogatz"
+    k: Annotated[int, Field(ge=2)] = 4
+    p: Share = 0.1
+
+
+class BarabasiAlbertNet(_Net):
+    kind: Literal["barabasi_albert"] = "barabasi_albert"
+    m: Count = 2
+
+
+class StochasticBlockNet(_Net):
+    """Communities of developers (``developers.groups``) dense inside, sparse between."""
+
+    kind: Literal["stochastic_block"] = "stochastic_block"
+    p_in: Share = 0.8
+    p_out: Share = 0.05
+
+
+class EdgeListNet(_Net):
+    """Edges ``u v [weight]`` one per line (u → v: v reads u); path relative to the scenario file."""
+
+    kind: Literal["edge_list"] = "edge_list"
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: str, info: ValidationInfo) -> str:
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = (base / value).resolve()
+        if not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return str(path)
+
+
+NetworkSpec = Annotated[
+    Union[  # noqa: UP007
+        CompleteNet,
+        EmptyNet,
+        RingNet,
+        StarNet,
+        ErdosRenyiNet,
+        WattsStrogatzNet,
+        BarabasiAlbertNet,
+        StochasticBlockNet,
+        EdgeListNet,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+# ── sweeps ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+class RandomDesignSpec(Strict):
+    """``samples`` points drawn uniformly (``random``) or by Latin hypercube (``lhs``) in ``ranges``."""
+
+    samples: Count = 8
+    method: Literal["random", "lhs"] = "lhs"
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    integer: list[str] = Field(default_factory=list)  # paths whose sampled values are rounded to int
+
+
+class SweepSpec(Strict):
+    grid: dict[str, list[Any]] = Field(default_factory=dict)  # every combination of the values
+    zip: dict[str, list[Any]] = Field(default_factory=dict)  # parallel lists of equal length
+    random: RandomDesignSpec | None = None
+    replications: Count = 1
+
+
+# ── the scenario ──────────────────────────────────────────────────────────────────────────────────────
+
+
+class Scenario(Strict):
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    steps: Count = 10  # generations
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    world: WorldSpec = Field(default_factory=GaussianWorldSpec)
+    communities: list[CommunitySpec] = Field(default_factory=lambda: [CommunitySpec()], min_length=1)
+    developers: DevelopersSpec = Field(default_factory=DevelopersSpec)
+    network: NetworkSpec = Field(default_factory=CompleteNet)
+    sweep: SweepSpec | None = None
+
+    _world_kind = field_validator("world", mode="before")(_default_kind("gaussian"))
+    _network_kind = field_validator("network", mode="before")(_default_kind("complete"))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        world, devs = self.world, self.developers
+        allowed = FAMILY_WORLDS[devs.family.kind]
+        if world.kind not in allowed:
+            raise ValueError(
+                f"developers.family.kind: '{devs.family.kind}' cannot model a '{world.kind}' world; "
+                f"it models {', '.join(allowed)}"
+            )
+        n_concepts = getattr(world, "concepts", 1)
+        for i, community in enumerate(self.communities):
+            for c in community.concepts or []:
+                if c >= n_concepts:
+                    raise ValueError(
+                        f"communities[{i}].concepts: must be between 0 and {n_concepts - 1} "
+                        f"(the world has {n_concepts} concepts), got {c}"
+                    )
+        names = [c.name for c in self.communities]
+        if len(set(names)) != len(names):
+            raise ValueError(f"communities: names must be unique, got {names}")
+        if isinstance(self.network, StochasticBlockNet) and devs.groups is None:
+            raise ValueError("developers.groups: required by network.kind 'stochastic_block' (block sizes)")
+        if devs.data.verifier is not None and world.kind not in TOKEN_WORLDS:
+            raise ValueError(
+                f"developers.data.verifier: the {world.kind} world has no verifier; it needs "
+                f"{' or '.join(TOKEN_WORLDS)}"
+            )
+        _check_network_size(self.network, devs.count)
+        if devs.data.mix == "weight" and devs.family.kind not in ("gaussian", "linear"):
+            raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
+        return self
+
+    @property
+    def item_kind(self) -> str:
+        return "tokens" if self.world.kind in TOKEN_WORLDS else "vector"
+
+
+def _check_network_size(net: Any, n: int) -> None:
+    if isinstance(net, RingNet) and (net.k % 2 or net.k >= n):
+        raise ValueError(f"network.k: must be even and below developers.count={n}, got {net.k}")
+    if isinstance(net, WattsStrogatzNet) and net.k >= n:
+        raise ValueError(f"network.k: must be below developers.count={n}, got {net.k}")
+    if isinstance(net, BarabasiAlbertNet) and net.m >= n:
+        raise ValueError(f"network.m: must be below developers.count={n}, got {net.m}")
+
+
+# ── loading and errors ────────────────────────────────────────────────────────────────────────────────
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read and validate a YAML scenario; ``overrides`` maps dotted paths to values (sweeps)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such scenario file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a scenario must be a mapping of fields, got {type(data).__name__}")
+    return validate_scenario(data, base_dir=path.parent, overrides=overrides)
+
+
+def validate_scenario(
+    data: dict[str, Any], base_dir: str | Path = ".", overrides: dict[str, Any] | None = None
+) -> Scenario:
+    data = set_path(data, overrides or {})
+    try:
+        return Scenario.model_validate(data, context={"base_dir": str(base_dir)})
+    except ValidationError as err:
+        raise ScenarioError(format_error(err)) from None
+
+
+def set_path(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with each dotted path (``developers.data.synthetic``) set to its value."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for i, key in enumerate(parents):
+            child = node.get(key) if isinstance(node, dict) else None
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ScenarioError(f"{'.'.join(parents[: i + 1])}: is not a section, cannot set {dotted}")
+            node = child
+        node[leaf] = value
+    return data
+
+
+def to_yaml(scenario: Scenario) -> str:
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+
+
+def format_error(err: ValidationError) -> str:
+    """The first validation error as ``field.path: what is allowed, got VALUE``."""
+    e = err.errors(include_url=False)[0]
+    parts, field = _walk(e["loc"])
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    kind, msg, value = e["type"], e["msg"], e.get("input")
+    got = f", got {value!r}" if not isinstance(value, dict | list) else ""
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(field)) if isinstance(field, list) else ""
+        text = f"unknown field; allowed: {allowed}"
+        got = ""
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = e.get("ctx", {}).get("expected_tags", "")
+        path = f"{path}.kind".lstrip(".")
+        text = f"unknown kind; allowed: {tags.replace(chr(39), '')}"
+        got = f", got {e.get('ctx', {}).get('tag')!r}" if kind == "union_tag_invalid" else ""
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        text = _bounds(field) or msg
+    elif kind == "missing":
+        text, got = "required field is missing", ""
+    elif kind.startswith("value_error"):
+        # Checks spanning several fields say "field: what is wrong", relative to where they sit.
+        text = msg.removeprefix("Value error, ")
+        head, sep, rest = text.partition(": ")
+        if sep and " " not in head:
+            path, text = (f"{path}.{head}" if path else head), rest
+        got = ""
+    else:
+        text = msg.replace("Input should be", "must be")
+    return f"{path or 'scenario'}: {text}{got}"
+
+
+def _bounds(field: Any) -> str:
+    lo = hi = None
+    lo_op = hi_op = ""
+    for m in getattr(field, "metadata", []):
+        if isinstance(m, annotated_types.Ge):
+            lo, lo_op = m.ge, "≥"
+        elif isinstance(m, annotated_types.Gt):
+            lo, lo_op = m.gt, ">"
+        elif isinstance(m, annotated_types.Le):
+            hi, hi_op = m.le, "≤"
+        elif isinstance(m, annotated_types.Lt):
+            hi, hi_op = m.lt, "<"
+    if lo is not None and hi is not None and lo_op == "≥" and hi_op == "≤":
+        return f"must be between {lo:g} and {hi:g}"
+    if lo is not None and hi is not None:
+        return f"must be {lo_op} {lo:g} and {hi_op} {hi:g}"
+    if lo is not None:
+        return f"must be {lo_op} {lo:g}"
+    if hi is not None:
+        return f"must be {hi_op} {hi:g}"
+    return ""
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    """Follow an error location through the schema: the printable path and what sits at its end.
+
+    Drops the tags pydantic inserts for discriminated unions and the internal steps of constrained
+    types. Returns the FieldInfo of the last field (for bounds), or the list of allowed field names of the
+    model where an unknown field was found.
+    """
+    parts: list[Any] = []
+    model: Any = Scenario
+    annotation: Any = None
+    field: Any = None
+    for step in loc:
+        if isinstance(step, int):
+            parts.append(step)
+            annotation = _inner(annotation, list)
+            model = annotation if _is_model(annotation) else model
+            continue
+        if model is not None and _is_model(model) and step in model.model_fields:
+            parts.append(step)
+            field = model.model_fields[step]
+            annotation = field.annotation
+            model = _single_model(annotation)
+            continue
+        union = _union_members(annotation)
+        tagged = [m for m in union if _is_model(m) and _kind(m) == step]
+        if tagged:
+            model = tagged[0]
+            continue
+        # An unknown field: report it, with the fields of the model it was found in.
+        parts.append(step)
+        if model is not None and _is_model(model):
+            field = [name for name in model.model_fields]
+        model = None
+    return parts, field
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _kind(model: Any) -> str | None:
+    f = model.model_fields.get("kind")
+    return f.default if f is not None else None
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _union_members(tp: Any) -> list[Any]:
+    tp = _strip(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return [_strip(a) for a in typing.get_args(tp)]
+    return [tp]
+
+
+def _single_model(tp: Any) -> Any:
+    members = [m for m in _union_members(tp) if m is not type(None)]
+    if len(members) == 1 and _is_model(members[0]):
+        return members[0]
+    return None
+
+
+def _inner(tp: Any, container: type) -> Any:
+    for member in _union_members(tp):
+        if typing.get_origin(member) is container:
+            return _strip(typing.get_args(member)[0])
+    return None

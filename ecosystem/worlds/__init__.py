@@ -1,0 +1,35 @@
+"""Ground-truth worlds (see :mod:`ecosystem.worlds.base`)."""
+
+from __future__ import annotations
+
+import torch
+
+from ecosystem.scenario import Scenario
+from ecosystem.worlds.base import Batch, World
+
+
+def build_world(scenario: Scenario, device: torch.device, seed: int) -> World:
+    spec = scenario.world
+    args = (spec, scenario.communities, scenario.developers.count, scenario.developers.train.samples, device)
+    seed = spec.seed if spec.seed is not None else seed
+    match spec.kind:
+        case "gaussian":
+            from ecosystem.worlds.gaussian import GaussianWorld
+
+            return GaussianWorld(*args, seed)
+        case "linear":
+            from ecosystem.worlds.linear import LinearWorld
+
+            return LinearWorld(*args, seed)
+        case "topic_markov":
+            from ecosystem.worlds.topic_markov import TopicMarkovWorld
+
+            return TopicMarkovWorld(*args, seed)
+        case "logic":
+            from ecosystem.worlds.logic import LogicWorld
+
+            return LogicWorld(*args, seed)
+    raise ValueError(f"world.kind: unknown kind {spec.kind!r}")  # pragma: no cover
+
+
+__all__ = ["Batch", "World", "build_world"]
