@@ -82,9 +82,20 @@ class GaussianFamily:
 
 def w2_squared(mean_a, root_a, trace_a, mean_b, cov_b, trace_b) -> torch.Tensor:
     """W2²(N(a), N(b)) = |μa−μb|² + tr Σa + tr Σb − 2 tr (Σa^½ Σb Σa^½)^½ (broadcast over leading dims)."""
-    cross = sqrtm_psd(root_a @ cov_b @ root_a)
-    bures = trace_a + trace_b - 2 * torch.diagonal(cross, dim1=-2, dim2=-1).sum(-1)
+    bures = trace_a + trace_b - 2 * _trace_sqrt(root_a @ cov_b @ root_a)
     return ((mean_a - mean_b) ** 2).sum(-1) + bures.clamp_min(0.0)
+
+
+def _trace_sqrt(m: torch.Tensor) -> torch.Tensor:
+    """tr(M^½) of PSD matrices: the sum of the square roots of the eigenvalues (closed form for D ≤ 2:
+    for 2×2, tr √M = √(tr M + 2√det M))."""
+    d = m.shape[-1]
+    if d == 1:
+        return m[..., 0, 0].clamp_min(0.0).sqrt()
+    if d == 2:
+        det = (m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]).clamp_min(0.0)
+        return (m[..., 0, 0] + m[..., 1, 1] + 2 * det.sqrt()).clamp_min(0.0).sqrt()
+    return torch.linalg.eigvalsh(m).clamp_min(0.0).sqrt().sum(-1)
 
 
 def sqrtm_psd(cov: torch.Tensor) -> torch.Tensor:

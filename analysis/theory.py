@@ -1,0 +1,105 @@
+"""Closed-form predictions that simulated ecosystems must reproduce (science.md items 1, 2 and 4).
+
+All functions are pure numpy; variances are relative to the true variance σ² unless σ² is passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def gaussian_replace_variance(m: int, n: int | np.ndarray) -> np.ndarray:
+    """E[σ̂²_n]/σ² = ((M−1)/M)^n for a single Gaussian refitted by MLE on M of its own samples each generation.
+
+    Shumailov et al., Nature 2024 (single-Gaussian analysis), with the MLE variance as in Kazdan et al. 2024.
+    ``n`` counts fits: fit 1 saw real data.
+    """
+    return ((m - 1) / m) ** np.asarray(n, dtype=float)
+
+
+def gaussian_replace_mean_sq(m: int, n: int | np.ndarray) -> np.ndarray:
+    """E[(μ̂_n − μ)²]/σ² = 1 − ((M−1)/M)^n: the mean random-walks away from the truth."""
+    return 1.0 - gaussian_replace_variance(m, n)
+
+
+def gaussian_accumulate_variance(n: int, t: int | np.ndarray) -> np.ndarray:
+    """E[σ̂²_t]/σ² = ∏_{k=1..t}(1 − 1/(k²n)) when every fit trains on all data so far (n new items a generation).
+
+    Kazdan et al. 2024, Theorem 1; the limit is sin(π/√n)/(π/√n): no collapse.
+    """
+    t = np.asarray(t)
+    k = np.arange(1, int(t.max()) + 1)
+    cumulative = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (k**2 * n))])  # index t: product up to t
+    return cumulative[t]
+
+
+def gaussian_accumulate_limit(n: int) -> float:
+    x = np.pi / np.sqrt(n)
+    return float(np.sin(x) / x)
+
+
+def vu_moments(
+    private: Sequence[tuple[np.ndarray, np.ndarray]],
+    public: tuple[np.ndarray, np.ndarray],
+    designs: Sequence[np.ndarray],
+    reading: np.ndarray,
+    alpha: float,
+    beta: float,
+    sigma: float,
+    steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of K linear models reading each other's synthetic data (Vu, Reeves & Wenger 2025).
+
+    Entity k minimises (1−α)β‖ỹ_k − X̃_kθ‖² + (1−α)(1−β)‖y* − X*θ‖² + α Σ_j W_kj ‖y_tj − X_jθ‖², where
+    y_tj = X_j θ̂_{t−1,j} + w, w ~ N(0, σ²I), and the first generation sees no synthetic data. With
+    W = (1/K)11ᵀ this is their Theorem 1; a reading graph generalises Π to W ⊗ I. Conditional on the real
+    data and the designs X_j:
+
+        m_t = c_t + Q_t m_{t−1},   C_t = Q_t C_{t−1} Q_tᵀ + α²σ² [G_k⁺ (Σ_j W_kj W_lj S_j) G_l⁺]_{k,l}
+
+    with G_k = (1−α)β S̃_k + (1−α)(1−β) S* + α Σ_j W_kj S_j and (Q_t)_{kj} = α W_kj G_k⁺ S_j.
+
+    Returns ``means (steps, K, D)`` and ``covs (steps, K·D, K·D)`` of the stacked estimates, generation 1 first.
+    """
+    k_n = len(private)
+    d = public[0].shape[1]
+    a, b = (1 - alpha) * beta, (1 - alpha) * (1 - beta)
+    s_priv = [x.T @ x for x, _ in private]
+    r_priv = [x.T @ y for x, y in private]
+    s_pub, r_pub = public[0].T @ public[0], public[0].T @ public[1]
+    s_syn = [x.T @ x for x in designs]
+    w = np.asarray(reading, dtype=float)
+
+    means, covs = [], []
+    mean = np.zeros((k_n, d))
+    cov = np.zeros((k_n * d, k_n * d))
+    for t in range(steps):
+        synthetic = t > 0
+        g_inv = []
+        for k in range(k_n):
+            g = a * s_priv[k] + b * s_pub
+            if synthetic:
+                g = g + alpha * sum(w[k, j] * s_syn[j] for j in range(k_n))
+            g_inv.append(np.linalg.pinv(g, hermitian=True))
+        new_mean = np.empty_like(mean)
+        q = np.zeros((k_n * d, k_n * d))
+        for k in range(k_n):
+            rhs = a * r_priv[k] + b * r_pub
+            if synthetic:
+                rhs = rhs + alpha * sum(w[k, j] * s_syn[j] @ mean[j] for j in range(k_n))
+                for j in range(k_n):
+                    q[k * d : (k + 1) * d, j * d : (j + 1) * d] = alpha * w[k, j] * g_inv[k] @ s_syn[j]
+            new_mean[k] = g_inv[k] @ rhs
+        noise = np.zeros_like(cov)
+        if synthetic:
+            for k in range(k_n):
+                for m in range(k_n):
+                    shared = sum(w[k, j] * w[m, j] * s_syn[j] for j in range(k_n))
+                    noise[k * d : (k + 1) * d, m * d : (m + 1) * d] = alpha**2 * sigma**2 * g_inv[k] @ shared @ g_inv[m]
+        cov = q @ cov @ q.T + noise
+        mean = new_mean
+        means.append(mean.copy())
+        covs.append(cov.copy())
+    return np.stack(means), np.stack(covs)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def tiny(**overrides) -> dict:
+    """A small Gaussian scenario as a raw dict (a few developers, a few steps)."""
+    base = {
+        "name": "tiny", "seed": 3, "steps": 3, "device": "cpu",
+        "world": {"kind": "gaussian", "dim": 2, "concepts": 3, "heldout": 50},
+        "communities": [{"name": "a", "authors": 4, "concepts": [0, 1], "rate": 5},
+                        {"name": "b", "authors": 2, "concepts": [2], "rate": 5}],
+        "developers": {"count": 4, "train": {"samples": 20}, "publish": {"samples": 20}},
+        "network": {"kind": "ring", "k": 2},
+    }
+    for key, value in overrides.items():
+        base[key] = value
+    return base
+
+
+@pytest.fixture
+def tiny_scenario():
+    return tiny

@@ -1,0 +1,92 @@
+"""The command line end to end, in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.conftest import tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ecosim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecosystem.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def write(tmp_path: Path, data: dict, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_validate_ok_and_errors(tmp_path):
+    ok = ecosim("validate", str(write(tmp_path, tiny())), cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.strip() == "ok"
+    bad = tiny()
+    bad["developers"]["data"] = {"synthetic": 1.4}
+    res = ecosim("validate", str(write(tmp_path, bad, "bad.yaml")), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: developers.data.synthetic: must be between 0 and 1, got 1.4"
+    assert "Traceback" not in res.stderr
+
+
+def test_bad_scenario_writes_nothing(tmp_path):
+    bad = tiny(network={"kind": "edge_list", "path": "edges.txt"})
+    (tmp_path / "edges.txt").write_text("0 1\n1 99\n")
+    res = ecosim("run", str(write(tmp_path, bad)), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "network.path: edges.txt line 2: nodes must be 0..3" in res.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+    missing = ecosim("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no such scenario file" in missing.stderr
+
+
+def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
+    path = write(tmp_path, tiny())
+    first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "wrote" in first.stdout
+    again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    a, b = tmp_path / "a", tmp_path / "b"
+    for name in ("scenario.yaml", "model.parquet", "agents.parquet", "divergence.npy", "network.edgelist",
+                 "meta.json", "summary.png"):
+        assert (a / name).stat().st_size > 0, name
+    for name in ("model.parquet", "agents.parquet", "divergence.npy", "scenario.yaml"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    model = pd.read_parquet(a / "model.parquet")
+    agents = pd.read_parquet(a / "agents.parquet")
+    assert list(model["step"]) == [1, 2, 3]
+    assert len(agents) == 3 * 4 and set(agents["developer"]) == {0, 1, 2, 3}
+    assert {"nll", "nll_a", "nll_b", "distance", "variance", "homogenization", "train_synthetic_share",
+            "pool_synthetic_share", "pool_lineage_depth"} <= set(model.columns)
+    meta = json.loads((a / "meta.json").read_text())
+    assert meta["seed"] == 3 and meta["developers"] == 4 and len(meta["timings"]["per_step_s"]) == 3
+    assert (a / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The resolved scenario reloads to the same scenario.
+    resolved = ecosim("validate", str(a / "scenario.yaml"), cwd=tmp_path)
+    assert resolved.returncode == 0
+    other = ecosim("run", str(write(tmp_path, tiny(seed=4), "s4.yaml")), "--out", str(tmp_path / "c"), "-q",
+                   cwd=tmp_path)
+    assert other.returncode == 0
+    assert (tmp_path / "c" / "model.parquet").read_bytes() != (a / "model.parquet").read_bytes()
+
+
+def test_run_refuses_a_non_empty_out(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    res = ecosim("run", str(write(tmp_path, tiny())), "--out", str(tmp_path / "full"), cwd=tmp_path)
+    assert res.returncode == 2 and "is not empty" in res.stderr
+    assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+def test_quickstart_validates():
+    res = ecosim("validate", str(ROOT / "scenarios" / "quickstart.yaml"), cwd=ROOT)
+    assert res.returncode == 0, res.stderr

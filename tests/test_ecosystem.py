@@ -1,0 +1,123 @@
+"""The Mesa ecosystem: retention policies, provenance columns, detector, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.developer import apportion
+from ecosystem.model import EcosystemModel
+from ecosystem.pool import HUMAN, MODEL
+from ecosystem.retention import retain
+from ecosystem.run import frames
+from ecosystem.scenario import validate_scenario
+from tests.conftest import tiny
+
+
+def model_with(data: dict, steps: int = 3, **overrides) -> EcosystemModel:
+    raw = tiny(**overrides)
+    raw["developers"]["data"] = data
+    model = EcosystemModel(validate_scenario(raw))
+    for _ in range(steps):
+        model.step()
+    return model
+
+
+def batches(sizes):
+    start = 0
+    out = []
+    for n in sizes:
+        out.append((np.arange(start, start + n), np.ones(n)))
+        start += n
+    return out
+
+
+def test_retention_policies_on_acquired_batches():
+    rng = np.random.default_rng(0)
+    history = batches([5, 5, 5, 5])
+    assert list(retain(history, "replace", 3, rng)[0]) == [15, 16, 17, 18, 19]
+    assert len(retain(history, "accumulate", 3, rng)[0]) == 20
+    assert list(retain(history, "window", 2, rng)[0]) == list(range(10, 20))
+    sub = retain(history, "accumulate_subsample", 3, rng)[0]
+    assert len(sub) == 5 and len(set(sub)) == 5 and set(sub) <= set(range(20))
+    # The subsample mixes old and new data: over many draws every batch is represented.
+    seen = np.concatenate([retain(history, "accumulate_subsample", 3, rng)[0] for _ in range(200)])
+    assert np.bincount(seen // 5, minlength=4).min() > 150
+
+
+@pytest.mark.parametrize(("retention", "sizes"), [("replace", [20, 20, 20, 20]), ("accumulate", [20, 40, 60, 80]),
+                                                  ("accumulate_subsample", [20, 20, 20, 20]),
+                                                  ("window", [20, 40, 40, 40])])
+def test_retention_through_the_model(retention, sizes):
+    model = EcosystemModel(validate_scenario(tiny(developers={
+        "count": 3, "train": {"samples": 20}, "publish": {"samples": 20},
+        "data": {"synthetic": 1.0, "retention": retention, "window": 2}})))
+    seen = []
+    for _ in range(4):
+        model.step()
+        seen.append(len(model.developers[0].train_idx))
+    assert seen == sizes
+    _, agents = frames(model)
+    assert list(agents.loc[agents.developer == 0, "train_size"]) == sizes
+
+
+def test_provenance_and_lineage_depth():
+    model = model_with({"synthetic": 1.0}, steps=3)
+    pool = model.pool.frame()
+    human = pool[pool.author_kind == HUMAN]
+    synthetic = pool[pool.author_kind == MODEL]
+    assert (human.depth == 0).all() and set(human.step) == {0, 1, 2, 3}
+    assert set(human.community[human.step > 0]) == {0, 1}
+    # Each developer wrote 20 items per generation; generation t of a chain fed only synthetic data has depth t.
+    assert len(synthetic) == 3 * 4 * 20
+    assert synthetic.groupby("step").depth.mean().to_dict() == {1: 1.0, 2: 2.0, 3: 3.0}
+    assert set(synthetic.author) == {0, 1, 2, 3}
+    # Authors write on their community's concepts only.
+    assert set(human.concept[human.community == 1]) == {2}
+    summary = model.summary
+    assert summary["train_synthetic_share"] == 1.0 and summary["train_lineage_depth"] == 2.0
+    assert summary["pool_synthetic_share"] == pytest.approx(len(synthetic) / len(pool))
+
+
+def test_first_generation_trains_on_real_data_and_shares_are_exact():
+    model = model_with({"original": 0.25, "human_fresh": 0.25, "synthetic": 0.5}, steps=2)
+    kinds = model.pool.column("author_kind")
+    steps = model.pool.column("step")
+    dev = model.developers[0]
+    idx = dev.train_idx
+    assert len(idx) == 20
+    assert (kinds[idx] == MODEL).sum() == 10  # synthetic share 0.5 of 20 at generation 2
+    assert np.isin(idx, dev.original).sum() == 5
+    assert ((kinds[idx] == HUMAN) & (steps[idx] == 2)).sum() == 5
+    assert apportion(7, {"a": 0.5, "b": 0.5}) == {"a": 4, "b": 3}
+    assert sum(apportion(10, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}).values()) == 10
+
+
+def test_detector_drops_flagged_scraped_items():
+    data = {"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 1.0, "fpr": 0.0}}
+    model = model_with(data, steps=3)
+    kinds = model.pool.column("author_kind")
+    flagged = model.pool.column("flagged")
+    assert flagged[kinds == MODEL].all() and not flagged[kinds == HUMAN].any()
+    for dev in model.developers:
+        assert (kinds[dev.train_idx] == HUMAN).all()
+    partial = model_with({"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 0.5, "fpr": 0.1}}, steps=6)
+    kinds, flagged = partial.pool.column("author_kind"), partial.pool.column("flagged")
+    n_model = (kinds == MODEL).sum()
+    assert abs(flagged[kinds == MODEL].mean() - 0.5) < 4 * np.sqrt(0.25 / n_model)
+
+
+def test_same_seed_same_results_and_seed_matters():
+    def run(seed):
+        m = model_with({"human_fresh": 0.3, "synthetic": 0.7}, steps=4, seed=seed, network={"kind": "erdos_renyi"})
+        return frames(m)
+
+    a, b, c = run(5), run(5), run(6)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    assert not a[0].equals(c[0])
+
+
+def test_default_model_runs():
+    model = EcosystemModel()
+    model.step()
+    assert np.isfinite(model.summary["nll"])
