@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import mesa
 import numpy as np
 
+from ecosystem.pool import MODEL
 from ecosystem.retention import Acquired, retain
 from ecosystem.scenario import DataSpec
 
@@ -24,8 +25,9 @@ class Sources:
     public: np.ndarray  # shared public real data
     fresh: np.ndarray  # human items written this generation
     upstream: list[tuple[np.ndarray, float]] = field(default_factory=list)  # (newest items of a model it reads, W)
-    flagged: np.ndarray | None = None  # the pool's detector column
-    verified: np.ndarray | None = None  # the pool's verifier column
+    author_kind: np.ndarray | None = None  # the pool's provenance columns
+    detector_score: np.ndarray | None = None
+    verified: np.ndarray | None = None
 
 
 class ModelDeveloper(mesa.Agent):
@@ -95,13 +97,19 @@ class ModelDeveloper(mesa.Agent):
         scraped = ~np.isin(idx, np.concatenate([s.original, s.public]))
         synthetic = scraped & ~np.isin(idx, s.fresh)
         keep = np.ones(len(idx), dtype=bool)
-        if self.policy.detector is not None and s.flagged is not None:
-            keep &= ~(scraped & s.flagged[idx])
+        if self.policy.detector is not None:
+            keep &= ~(scraped & self.flags(s.author_kind[idx], s.detector_score[idx]))
         if self.policy.verifier is not None and s.verified is not None:
             v = self.policy.verifier
             p_keep = np.where(s.verified[idx], v.keep_correct, v.keep_wrong)
             keep &= ~synthetic | (rng.random(len(idx)) < p_keep)
         return idx[keep], w[keep]
+
+
+    def flags(self, author_kind: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """This developer's detector verdicts: model items flagged w.p. tpr, human items w.p. fpr."""
+        d = self.policy.detector
+        return score < np.where(author_kind == MODEL, d.tpr, d.fpr)
 
 
 def apportion(n: int, shares: dict[str, float]) -> dict[str, int]:

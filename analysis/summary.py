@@ -18,15 +18,24 @@ PANELS = (
 
 
 def summary_figure(model_df: pd.DataFrame, agents_df: pd.DataFrame, name: str) -> plt.Figure:
-    """Quality, homogenization, diversity and synthetic share over generations; developers in grey."""
+    """Quality, homogenization, diversity and synthetic share over generations.
+
+    Thin lines are developers, coloured by developer group when there are several; the thick line is the
+    ecosystem mean.
+    """
     panels = [(c, label) for c, label in PANELS if c in model_df.columns]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    groups = agents_df["group"].nunique() > 1
     for ax, (column, label) in zip(axes[0], panels, strict=True):
         if column in agents_df.columns:
-            sns.lineplot(agents_df, x="step", y=column, units="developer", estimator=None, color="0.8",
-                         linewidth=0.7, ax=ax)
-        sns.lineplot(model_df, x="step", y=column, color="C0", marker="o", linewidth=2, ax=ax)
+            sns.lineplot(agents_df, x="step", y=column, units="developer", estimator=None, linewidth=0.7,
+                         alpha=0.6, ax=ax, **({"hue": "group", "palette": "Set1"} if groups else {"color": "0.75"}))
+        sns.lineplot(model_df, x="step", y=column, color="black", linewidth=2, ax=ax, label="mean")
         ax.set(xlabel="generation", ylabel="", title=label)
+        values = agents_df[column] if column in agents_df.columns else model_df[column]
+        if values.min() > 0 and values.max() / values.min() > 20:
+            ax.set_yscale("log")  # collapse moves NLL and variance by orders of magnitude
+        ax.legend(fontsize=7, title="group" if groups else None, title_fontsize=7)
     fig.suptitle(f"{name}: {agents_df['developer'].nunique()} developers", fontsize=11)
     fig.tight_layout()
     return fig

@@ -62,8 +62,9 @@ class EcosystemModel(mesa.Model):
             for _ in range(community.authors):
                 HumanAuthor(self, k, weights[k], community.rate)
         groups = np.repeat(np.arange(len(devs.groups)), devs.groups) if devs.groups else np.zeros(n, dtype=int)
+        policies = devs.policies()
         for slot in range(n):
-            dev = ModelDeveloper(self, slot, int(groups[slot]), devs.data, devs.train.samples)
+            dev = ModelDeveloper(self, slot, int(groups[slot]), policies[groups[slot]], devs.train.samples)
             dev.original = self._add_human(self.world.original(slot), step=0)
         self.authors = self.agents_by_type[HumanAuthor]
         self.developers = sorted(self.agents_by_type[ModelDeveloper], key=lambda d: d.slot)
@@ -101,14 +102,15 @@ class EcosystemModel(mesa.Model):
         c = torch.as_tensor(concepts, dtype=torch.int64, device=self.device)
         items = self.world.sample(c, self.generator)
         self.fresh = self.pool.add(items, author_kind=HUMAN, author=authors, step=t, concept=concepts,
-                                   community=community, depth=0.0, flagged=self._detect(HUMAN, len(c)),
+                                   community=community, depth=0.0, detector_score=self._scores(len(c)),
                                    verified=self._verify(items))
 
     def sources_for(self, dev: ModelDeveloper) -> Sources:
         row = self.reading[dev.slot]
         upstream = [(self.developers[j].published, float(row[j])) for j in np.flatnonzero(row)]
         return Sources(original=dev.original, public=self.public, fresh=self.fresh, upstream=upstream,
-                       flagged=self.pool.column("flagged"), verified=self.pool.column("verified"))
+                       author_kind=self.pool.column("author_kind"),
+                       detector_score=self.pool.column("detector_score"), verified=self.pool.column("verified"))
 
     def _training_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All developers' training sets padded to one ``(N, B)`` index matrix with weights (0 = padding)."""
@@ -137,7 +139,7 @@ class EcosystemModel(mesa.Model):
                                 for d in self.developers])
         idx = self.pool.add(flat, author_kind=MODEL, author=np.repeat(np.arange(n), k), step=t,
                             concept=self.world.concept_of(flat), community=-1, depth=np.repeat(depth, k),
-                            flagged=self._detect(MODEL, n * k), verified=self._verify(flat))
+                            detector_score=self._scores(n * k), verified=self._verify(flat))
         for d in self.developers:
             d.published = idx[d.slot * k : (d.slot + 1) * k]
 
@@ -173,16 +175,14 @@ class EcosystemModel(mesa.Model):
         if len(batch) == 0:
             return np.empty(0, dtype=np.int64)
         return self.pool.add(batch.items, author_kind=HUMAN, author=-1, step=step, concept=batch.concepts,
-                             community=batch.communities, depth=0.0, flagged=self._detect(HUMAN, len(batch)),
+                             community=batch.communities, depth=0.0, detector_score=self._scores(len(batch)),
                              verified=self._verify(batch.items))
 
-    def _detect(self, author_kind: int, n: int) -> np.ndarray:
-        """The detector's verdicts: flags model output w.p. tpr and human content w.p. fpr."""
-        detector = self.scenario.developers.data.detector
-        if detector is None:
-            return np.zeros(n, dtype=bool)
-        rate = detector.tpr if author_kind == MODEL else detector.fpr
-        return self.rng.random(n) < rate
+    def _scores(self, n: int) -> np.ndarray:
+        """Detector scores of new items (see ``ecosystem.pool``), drawn only when some developer uses one."""
+        if all(p.detector is None for p in self.scenario.developers.policies()):
+            return np.ones(n)
+        return self.rng.random(n)
 
     def _verify(self, items: torch.Tensor) -> np.ndarray | bool:
         if self.scenario.world.kind not in TOKEN_WORLDS:

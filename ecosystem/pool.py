@@ -18,7 +18,8 @@ COLUMNS = {
     "concept": np.int32,
     "community": np.int16,  # human community, -1 for model output and private/public sets
     "depth": np.float32,  # lineage depth: 0 human; 1 + mean depth of the producing model's training data
-    "flagged": np.bool_,  # the AI-content detector's verdict
+    "detector_score": np.float32,  # uniform score: a detector with rates (tpr, fpr) flags a model item when
+    # score < tpr and a human one when score < fpr — one shared detector, thresholds per developer
     "verified": np.bool_,  # the world's verifier's verdict (True where the world has none)
 }
 

@@ -238,6 +238,8 @@ class DevelopersSpec(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     # Developer communities (sizes, in order) for stochastic_block networks and community statistics.
     groups: list[Count] | None = None
+    # One data policy per group, replacing `data` for that group's developers (heterogeneous developers).
+    group_data: list[DataSpec] | None = None
 
     _family_kind = field_validator("family", mode="before")(_default_kind("gaussian"))
 
@@ -245,7 +247,14 @@ class DevelopersSpec(Strict):
     def _groups(self) -> DevelopersSpec:
         if self.groups is not None and sum(self.groups) != self.count:
             raise ValueError(f"groups: sizes must sum to count={self.count}, got {sum(self.groups)}")
+        if self.group_data is not None and len(self.group_data) != len(self.groups or [self.count]):
+            raise ValueError(f"group_data: need one policy per group ({len(self.groups or [1])}), "
+                             f"got {len(self.group_data)}")
         return self
+
+    def policies(self) -> list[DataSpec]:
+        """The data policy of each group (one group when ``groups`` is not given)."""
+        return self.group_data or [self.data] * len(self.groups or [self.count])
 
 
 # ── human authors ─────────────────────────────────────────────────────────────────────────────────────
@@ -407,13 +416,13 @@ class Scenario(Strict):
             raise ValueError(f"communities: names must be unique, got {names}")
         if isinstance(self.network, StochasticBlockNet) and devs.groups is None:
             raise ValueError("developers.groups: required by network.kind 'stochastic_block' (block sizes)")
-        if devs.data.verifier is not None and world.kind not in TOKEN_WORLDS:
+        if any(p.verifier is not None for p in devs.policies()) and world.kind not in TOKEN_WORLDS:
             raise ValueError(
                 f"developers.data.verifier: the {world.kind} world has no verifier; it needs "
                 f"{' or '.join(TOKEN_WORLDS)}"
             )
         _check_network_size(self.network, devs.count)
-        if devs.data.mix == "weight" and devs.family.kind not in ("gaussian", "linear"):
+        if any(p.mix == "weight" for p in devs.policies()) and devs.family.kind not in ("gaussian", "linear"):
             raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
         return self
 

@@ -97,14 +97,31 @@ def test_detector_drops_flagged_scraped_items():
     data = {"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 1.0, "fpr": 0.0}}
     model = model_with(data, steps=3)
     kinds = model.pool.column("author_kind")
-    flagged = model.pool.column("flagged")
+    dev = model.developers[0]
+    flagged = dev.flags(kinds, model.pool.column("detector_score"))
     assert flagged[kinds == MODEL].all() and not flagged[kinds == HUMAN].any()
     for dev in model.developers:
         assert (kinds[dev.train_idx] == HUMAN).all()
     partial = model_with({"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 0.5, "fpr": 0.1}}, steps=6)
-    kinds, flagged = partial.pool.column("author_kind"), partial.pool.column("flagged")
-    n_model = (kinds == MODEL).sum()
-    assert abs(flagged[kinds == MODEL].mean() - 0.5) < 4 * np.sqrt(0.25 / n_model)
+    kinds, score = partial.pool.column("author_kind"), partial.pool.column("detector_score")
+    flagged = partial.developers[0].flags(kinds, score)
+    for kind, rate in ((MODEL, 0.5), (HUMAN, 0.1)):
+        n_kind = (kinds == kind).sum()
+        assert abs(flagged[kinds == kind].mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / n_kind)
+    # Synthetic share of training data falls by the detector: about (1 − tpr) of it survives.
+    share = np.mean([(kinds[d.train_idx] == MODEL).mean() for d in partial.developers])
+    assert share < 0.45
+
+
+def test_groups_can_follow_different_data_policies():
+    raw = tiny(developers={"count": 4, "groups": [2, 2], "train": {"samples": 20}, "publish": {"samples": 20},
+                           "group_data": [{"synthetic": 1.0}, {"human_fresh": 1.0}]})
+    model = EcosystemModel(validate_scenario(raw))
+    for _ in range(3):
+        model.step()
+    kinds = model.pool.column("author_kind")
+    shares = [float((kinds[d.train_idx] == MODEL).mean()) for d in model.developers]
+    assert shares == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_same_seed_same_results_and_seed_matters():
