@@ -17,8 +17,8 @@ import torch
 
 from agents.author import HumanAuthor
 from agents.developer import ModelDeveloper, Sources
+from ecosystem import metrics
 from ecosystem.families import build_family
-from ecosystem.metrics import measure
 from ecosystem.network import build_network, reading_matrix
 from ecosystem.pool import HUMAN, MODEL, ContentPool
 from ecosystem.scenario import TOKEN_WORLDS, Scenario
@@ -144,7 +144,8 @@ class EcosystemModel(mesa.Model):
             d.published = idx[d.slot * k : (d.slot + 1) * k]
 
     def _measure(self, samples: torch.Tensor) -> None:
-        per_dev, divergence = measure(self.world, self.family, self.state, samples, self.heldout, self.communities)
+        per_dev, divergence = metrics.measure(self.world, self.family, self.state, samples, self.heldout,
+                                              self.communities)
         values = {name: v.double().cpu().numpy() for name, v in per_dev.items()}
         kind, depth = self.pool.column("author_kind"), self.pool.column("depth")
         for d in self.developers:
@@ -197,8 +198,7 @@ class EcosystemModel(mesa.Model):
 
     def agent_names(self) -> list[str]:
         """Per-developer metric names, in column order."""
-        closed = ["distance", "variance"] if self.family.kind in ("gaussian", "linear") else []
-        return ["nll", *(f"nll_{c}" for c in self.communities), *closed, *TRAIN_METRICS]
+        return [*metrics.names(self.world, self.family, self.communities), *TRAIN_METRICS]
 
     def metric_names(self) -> list[str]:
         return [*self.agent_names(), "nll_spread", "homogenization", *POOL_METRICS]

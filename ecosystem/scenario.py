@@ -240,6 +240,8 @@ class DevelopersSpec(Strict):
     groups: list[Count] | None = None
     # One data policy per group, replacing `data` for that group's developers (heterogeneous developers).
     group_data: list[DataSpec] | None = None
+    # The concepts of each group's private (original) data; default: the overall human mixture.
+    group_concepts: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] | None = None
 
     _family_kind = field_validator("family", mode="before")(_default_kind("gaussian"))
 
@@ -247,9 +249,11 @@ class DevelopersSpec(Strict):
     def _groups(self) -> DevelopersSpec:
         if self.groups is not None and sum(self.groups) != self.count:
             raise ValueError(f"groups: sizes must sum to count={self.count}, got {sum(self.groups)}")
-        if self.group_data is not None and len(self.group_data) != len(self.groups or [self.count]):
-            raise ValueError(f"group_data: need one policy per group ({len(self.groups or [1])}), "
-                             f"got {len(self.group_data)}")
+        n_groups = len(self.groups or [self.count])
+        for name in ("group_data", "group_concepts"):
+            given = getattr(self, name)
+            if given is not None and len(given) != n_groups:
+                raise ValueError(f"{name}: need one entry per group ({n_groups}), got {len(given)}")
         return self
 
     def policies(self) -> list[DataSpec]:
@@ -263,7 +267,7 @@ class DevelopersSpec(Strict):
 class CommunitySpec(Strict):
     name: str = "everyone"
     authors: Count = 10
-    concepts: list[Annotated[int, Field(ge=0)]] | None = None  # default: every concept
+    concepts: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = None  # default: all
     weights: list[Annotated[float, Field(gt=0.0)]] | None = None  # concept weights; default: uniform
     rate: Annotated[int, Field(ge=0)] = 10  # items per author per generation
 
@@ -403,12 +407,14 @@ class Scenario(Strict):
                 f"developers.family.kind: '{devs.family.kind}' cannot model a '{world.kind}' world; "
                 f"it models {', '.join(allowed)}"
             )
-        n_concepts = getattr(world, "concepts", 1)
-        for i, community in enumerate(self.communities):
-            for c in community.concepts or []:
+        n_concepts = world_concepts(world)
+        named = [(f"communities[{i}].concepts", c.concepts or []) for i, c in enumerate(self.communities)]
+        named += [(f"developers.group_concepts[{i}]", c) for i, c in enumerate(devs.group_concepts or [])]
+        for where, concepts in named:
+            for c in concepts:
                 if c >= n_concepts:
                     raise ValueError(
-                        f"communities[{i}].concepts: must be between 0 and {n_concepts - 1} "
+                        f"{where}: must be between 0 and {n_concepts - 1} "
                         f"(the world has {n_concepts} concepts), got {c}"
                     )
         names = [c.name for c in self.communities]
@@ -429,6 +435,13 @@ class Scenario(Strict):
     @property
     def item_kind(self) -> str:
         return "tokens" if self.world.kind in TOKEN_WORLDS else "vector"
+
+
+def world_concepts(world: Any) -> int:
+    """How many concepts a world has (logic: one per expression depth)."""
+    if isinstance(world, LogicWorldSpec):
+        return world.max_depth - world.min_depth + 1
+    return getattr(world, "concepts", 1)
 
 
 def _check_network_size(net: Any, n: int) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from ecosystem.scenario import Scenario
+from ecosystem.scenario import Scenario, world_concepts
 from ecosystem.worlds.base import Batch, World
+from ecosystem.worlds.communities import private_weights
 
 
 def build_world(scenario: Scenario, device: torch.device, seed: int) -> World:
-    spec = scenario.world
-    args = (spec, scenario.communities, scenario.developers.count, scenario.developers.train.samples, device)
+    spec, devs = scenario.world, scenario.developers
+    private = private_weights(scenario.communities, world_concepts(spec), devs.groups, devs.group_concepts,
+                              devs.count)
+    args = (spec, scenario.communities, private, devs.train.samples, device)
     seed = spec.seed if spec.seed is not None else seed
     match spec.kind:
         case "gaussian":

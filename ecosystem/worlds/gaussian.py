@@ -11,11 +11,10 @@ import math
 import torch
 
 from ecosystem.scenario import CommunitySpec, GaussianWorldSpec
-from ecosystem.worlds.base import Batch
-from ecosystem.worlds.communities import concept_weights, mixture_weights
+from ecosystem.worlds.communities import CommunityMixture
 
 
-class GaussianWorld:
+class GaussianWorld(CommunityMixture):
     kind = "gaussian"
     dtype = torch.float64
 
@@ -23,46 +22,27 @@ class GaussianWorld:
         self,
         spec: GaussianWorldSpec,
         communities: list[CommunitySpec],
-        n_developers: int,
+        private: torch.Tensor | int,
         original_size: int,
         device: torch.device,
         seed: int,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.device = device
+        self.device = torch.device("cpu")  # the fixed data is drawn on the CPU, then moved
         self.item_shape = (spec.dim,)
-        self.n_concepts, self.n_communities = spec.concepts, len(communities)
+        self.n_concepts = spec.concepts
         self.std = spec.spread
         # Cluster means uniform in a box of half-width `separation`; a single concept sits at the origin.
         box = (torch.rand(spec.concepts, spec.dim, generator=g, dtype=self.dtype) * 2 - 1) * spec.separation
         self.means = box if spec.concepts > 1 else torch.zeros(1, spec.dim, dtype=self.dtype)  # (C, D)
-        self.community_concepts = concept_weights(communities, spec.concepts)  # (K, C)
-        self.pi = mixture_weights(communities, spec.concepts)  # (C,)
-        self._original = [self._draw(self.pi, original_size, g) for _ in range(n_developers)]
-        self._public = self._draw(self.pi, original_size, g)
-        self._heldout = _concat(
-            [self._draw(self.community_concepts[k], spec.heldout, g, community=k) for k in range(len(communities))]
-        )
-        self.means, self.pi = self.means.to(device), self.pi.to(device)
-
-    def _draw(self, weights: torch.Tensor, n: int, g: torch.Generator, community: int = -1) -> Batch:
-        concepts = torch.multinomial(weights, n, replacement=True, generator=g)
-        items = self.means[concepts] + self.std * torch.randn(n, self.item_shape[0], generator=g, dtype=self.dtype)
-        return Batch(items.to(self.device), concepts.to(self.device), torch.full((n,), community, device=self.device))
+        self._init_humans(communities, private, original_size, spec.heldout, self.sample, g, device)
+        self.device = torch.device(device)
+        self.means = self.means.to(self.device)
 
     def sample(self, concepts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(len(concepts), self.item_shape[0], generator=generator, dtype=self.dtype,
                             device=self.device)
-        return self.means[concepts] + self.std * noise  # (B, D)
-
-    def original(self, developer: int) -> Batch:
-        return self._original[developer]
-
-    def public(self) -> Batch:
-        return self._public
-
-    def heldout(self) -> Batch:
-        return self._heldout
+        return self.means[concepts.to(self.device)] + self.std * noise  # (B, D)
 
     def log_prob_concepts(self, items: torch.Tensor) -> torch.Tensor:
         """``(..., C)``: log N(x; μ_c, σ²I) for every concept."""
@@ -71,21 +51,19 @@ class GaussianWorld:
         return -0.5 * sq / self.std**2 - d * math.log(self.std) - 0.5 * d * math.log(2 * math.pi)
 
     def log_prob(self, items: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(self.log_prob_concepts(items) + self.pi.log(), dim=-1)
+        return torch.logsumexp(self.log_prob_concepts(items) + self.concept_weights().log(), dim=-1)
 
     def concept_of(self, items: torch.Tensor) -> torch.Tensor:
-        return (self.log_prob_concepts(items) + self.pi.log()).argmax(dim=-1)
+        return (self.log_prob_concepts(items) + self.concept_weights().log()).argmax(dim=-1)
 
     def verify(self, items: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("the gaussian world has no notion of a correct item")
 
     def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``(D,)`` and covariance ``(D, D)`` of the human mixture (its moment-matched Gaussian)."""
-        mean = self.pi @ self.means
+        pi = self.concept_weights()
+        mean = pi @ self.means
         centred = self.means - mean
-        between = torch.einsum("c,ci,cj->ij", self.pi, centred, centred)
-        return mean, between + self.std**2 * torch.eye(self.item_shape[0], dtype=self.dtype, device=self.device)
-
-
-def _concat(batches: list[Batch]) -> Batch:
-    return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("items", "concepts", "communities")))
+        between = torch.einsum("c,ci,cj->ij", pi, centred, centred)
+        eye = torch.eye(self.item_shape[0], dtype=self.dtype, device=self.device)
+        return mean, between + self.std**2 * eye

@@ -25,7 +25,7 @@ class LinearWorld:
         self,
         spec: LinearWorldSpec,
         communities: list[CommunitySpec],
-        n_developers: int,
+        private: torch.Tensor | int,
         original_size: int,
         device: torch.device,
         seed: int,
@@ -34,6 +34,8 @@ class LinearWorld:
         self.item_shape = (spec.dim + 1,)
         self.n_communities = len(communities)
         g = torch.Generator().manual_seed(seed)
+        # Developers' domains are feature subspaces, not concepts.
+        n_developers = private if isinstance(private, int) else private.shape[0]
         self.theta = torch.randn(spec.dim, generator=g, dtype=self.dtype)  # (D,)
         # Developer k owns coordinates j with j ≡ k (mod min(K, D)).
         owners = torch.arange(spec.dim) % min(n_developers, spec.dim)
