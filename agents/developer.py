@@ -53,7 +53,8 @@ class ModelDeveloper(mesa.Agent):
         else:
             batch = self._sampled(sources, rng)
         self.history.append(self._filter(batch, sources, rng))
-        self.train_idx, self.train_w = retain(self.history, self.policy.retention, self.policy.window, rng)
+        self.train_idx, self.train_w = retain(self.history, self.policy.retention, rng, window=self.policy.window,
+                                              keep=self.policy.keep, previous=(self.train_idx, self.train_w))
 
     def _sampled(self, s: Sources, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``samples`` items drawn in proportion to the shares.

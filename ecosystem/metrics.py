@@ -19,7 +19,7 @@ from ecosystem.families.base import Family
 from ecosystem.worlds.base import Batch, World
 
 TOKEN_METRICS = ("perplexity", "validity", "entropy", "distinct_2", "levenshtein", "unique_fraction", "coverage")
-LEVENSHTEIN_SAMPLES = 64  # samples per developer compared pairwise (2016 pairs)
+LEVENSHTEIN_SAMPLES = 32  # samples per developer compared pairwise (496 pairs)
 
 
 def names(world: World, family: Family, communities: list[str]) -> list[str]:

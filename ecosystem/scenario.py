@@ -190,8 +190,9 @@ class DataSpec(Strict):
     alpha: Share | None = None
     beta: Share | None = None
     mix: Literal["sample", "weight"] = "sample"  # draw items in proportion, or weight whole sets in the loss
-    retention: Literal["replace", "accumulate", "accumulate_subsample", "window"] = "replace"
+    retention: Literal["replace", "accumulate", "accumulate_subsample", "window", "incremental"] = "replace"
     window: Count = 3  # generations kept by retention `window`
+    keep: Share = 0.9  # share of the previous training set kept by retention `incremental`
     detector: DetectorSpec | None = None
     verifier: VerifierSpec | None = None
 

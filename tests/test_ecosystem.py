@@ -35,19 +35,24 @@ def batches(sizes):
 def test_retention_policies_on_acquired_batches():
     rng = np.random.default_rng(0)
     history = batches([5, 5, 5, 5])
-    assert list(retain(history, "replace", 3, rng)[0]) == [15, 16, 17, 18, 19]
-    assert len(retain(history, "accumulate", 3, rng)[0]) == 20
-    assert list(retain(history, "window", 2, rng)[0]) == list(range(10, 20))
-    sub = retain(history, "accumulate_subsample", 3, rng)[0]
+    assert list(retain(history, "replace", rng)[0]) == [15, 16, 17, 18, 19]
+    assert len(retain(history, "accumulate", rng)[0]) == 20
+    assert list(retain(history, "window", rng, window=2)[0]) == list(range(10, 20))
+    sub = retain(history, "accumulate_subsample", rng)[0]
     assert len(sub) == 5 and len(set(sub)) == 5 and set(sub) <= set(range(20))
     # The subsample mixes old and new data: over many draws every batch is represented.
-    seen = np.concatenate([retain(history, "accumulate_subsample", 3, rng)[0] for _ in range(200)])
+    seen = np.concatenate([retain(history, "accumulate_subsample", rng)[0] for _ in range(200)])
     assert np.bincount(seen // 5, minlength=4).min() > 150
+    # Incremental keeps 80% of the previous training set and takes 20% from the newest batch.
+    previous = (np.arange(100, 105), np.ones(5))
+    inc = retain(history, "incremental", rng, keep=0.8, previous=previous)[0]
+    assert len(inc) == 5 and np.isin(inc, previous[0]).sum() == 4 and np.isin(inc, history[-1][0]).sum() == 1
 
 
 @pytest.mark.parametrize(("retention", "sizes"), [("replace", [20, 20, 20, 20]), ("accumulate", [20, 40, 60, 80]),
                                                   ("accumulate_subsample", [20, 20, 20, 20]),
-                                                  ("window", [20, 40, 40, 40])])
+                                                  ("window", [20, 40, 40, 40]),
+                                                  ("incremental", [20, 20, 20, 20])])
 def test_retention_through_the_model(retention, sizes):
     model = EcosystemModel(validate_scenario(tiny(developers={
         "count": 3, "train": {"samples": 20}, "publish": {"samples": 20},
