@@ -65,6 +65,51 @@ def run(
     typer.echo(f"wrote {folder}")
 
 
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="scenario with a `sweep:` section, or a sweep file with `base:`",
+                                         show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="sweep folder [default: sweeps/<name>]")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="parallel runs [default: CPU cores]")] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="process | ray | serial")] = "process",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (ray backend)")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--restart", help="skip runs already finished")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
+    from ecosystem.sweep import run_sweep
+
+    if backend not in ("process", "ray", "serial", "dask"):
+        raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
+    try:
+        result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
+                           progress=not quiet)
+    except (ScenarioError, NetworkError, FileNotFoundError) as err:
+        raise fail(str(err)) from None
+    except ImportError as err:
+        raise fail(f"--backend: {backend} is not installed ({err}); pip install 'ecosim[{backend}]'") from None
+    typer.echo(result.table())  # ends with the sweep folder
+    if result.counts["failed"]:
+        raise typer.Exit(code=1)  # the failures are recorded in the manifest; finished runs are kept
+
+
+@app.command()
+def analyze(
+    folder: Annotated[Path, typer.Argument(help="a run folder or a sweep folder", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="report folder [default: FOLDER/report]")] = None,
+) -> None:
+    """Write figures, tables and a self-contained HTML report for a run or a sweep."""
+    from analysis.report import analyze as build_report
+
+    if not folder.is_dir():
+        raise fail(f"{folder}: no such folder")
+    try:
+        report = build_report(folder, out)
+    except FileNotFoundError as err:
+        raise fail(str(err)) from None
+    typer.echo(f"wrote {report}")
+
+
 def _free_folder(base: Path) -> Path:
     """``base``, or ``base-2``, ``base-3``… : never overwrite an earlier run."""
     candidate, i = base, 1

@@ -1,0 +1,236 @@
+"""Figures for runs and sweeps: functions take tidy frames and column names and return Axes.
+
+Presentation only (seaborn style): every number drawn was computed elsewhere (analysis.homogenization,
+analysis.effects, analysis.network_stats). Each function draws into ``ax`` (a new figure when None), labels
+its axes with units from :data:`LABELS` and puts the scenario's name in the title.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: analysis runs headless on servers and in CI
+
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
+
+# Axis labels with units; a column not listed is shown by its name.
+LABELS = {
+    "step": "generation",
+    "nll": "held-out human NLL (nats/item)",
+    "nll_spread": "NLL spread across developers (nats/item)",
+    "distance": "distance to the truth (world's unit)",
+    "variance": "model variance (mean per dimension)",
+    "homogenization": "mean pairwise divergence",
+    "divergence": "mean pairwise divergence",
+    "divergence_within": "pairwise divergence within communities",
+    "divergence_between": "pairwise divergence between communities",
+    "effective_models": "effective number of distinct models",
+    "time_to_consensus": "time to consensus (generations)",
+    "distinctiveness": "mean divergence to the other developers",
+    "entropy": "sample entropy (nats/token)",
+    "distinct_2": "distinct bigrams (fraction)",
+    "levenshtein": "normalised Levenshtein diversity",
+    "unique_fraction": "unique samples (fraction)",
+    "validity": "valid samples (fraction)",
+    "coverage": "concepts covered (fraction)",
+    "perplexity": "held-out perplexity",
+    "train_synthetic_share": "synthetic share of training data",
+    "train_lineage_depth": "lineage depth of training data (generations)",
+    "pool_synthetic_share": "synthetic share of the pool",
+    "pool_lineage_depth": "lineage depth of the pool (generations)",
+    "in_degree": "in-degree (developers read)",
+    "out_degree": "out-degree (readers)",
+    "pagerank": "PageRank (influence)",
+    "betweenness": "betweenness centrality",
+    "density": "network density",
+    "clustering": "clustering coefficient",
+    "avg_path_length": "mean shortest path (reachable pairs)",
+    "efficiency": "global efficiency",
+    "modularity": "modularity of developer communities",
+    "spectral_gap": "spectral gap of W (1 − |λ₂|)",
+    "slem": "second-largest |eigenvalue| of W",
+    "reciprocity": "reciprocity",
+}
+
+
+def label(column: str) -> str:
+    """The axis label of a column: its unit-bearing description, or ``nll_<community>`` spelled out."""
+    if column in LABELS:
+        return LABELS[column]
+    if column.startswith("nll_"):
+        return f"NLL on {column[4:]} (nats/item)"
+    return column.replace("_", " ")
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
+    return ax if ax is not None else plt.figure(figsize=size).add_subplot()
+
+
+def panels(n: int, cols: int = 3, size: tuple[float, float] = (4.6, 3.8)) -> tuple[plt.Figure, list[Axes]]:
+    """A figure with ``n`` panels wrapped into rows of ``cols`` (the spare panels of the last row hidden)."""
+    rows, cols = -(-n // cols), min(n, cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def over_time(
+    frame: pd.DataFrame,
+    y: str,
+    hue: str | None = None,
+    units: str | None = None,
+    color: str | None = None,
+    title: str = "",
+    ax: Axes | None = None,
+) -> Axes:
+    """A metric over generations; with several rows per step (replications or developers) a 95% CI band.
+
+    ``hue`` colours by condition; ``units`` (e.g. ``developer``) draws one thin line per unit instead of
+    a band, for the developers of a single run.
+    """
+    ax = _axes(ax)
+    if units is None:
+        sns.lineplot(data=frame, x="step", y=y, hue=hue, color=color, errorbar=("ci", 95), n_boot=200, seed=0,
+                     ax=ax)
+    else:
+        sns.lineplot(data=frame, x="step", y=y, hue=hue, units=units, color=color, estimator=None, lw=0.8,
+                     alpha=0.6, ax=ax)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
+    ax.set(xlabel=label("step"), ylabel=label(y), title=title)
+    return ax
+
+
+def overlay(ax: Axes, frame: pd.DataFrame, x: str, y: str, name: str) -> Axes:
+    """A reference curve (e.g. a closed-form prediction) drawn dashed over an existing plot."""
+    ax.plot(frame[x], frame[y], "k--", lw=1.5, label=name)
+    ax.legend()
+    return ax
+
+
+def heatmap(table: pd.DataFrame, x: str, y: str, value: str, title: str = "", ax: Axes | None = None) -> Axes:
+    """A heatmap of ``value`` over two sweep axes; ``table`` has one row per (x, y) cell (already averaged)."""
+    ax = _axes(ax)
+    grid = table.pivot(index=y, columns=x, values=value)
+    sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis", cbar_kws={"label": label(value)}, ax=ax)
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.tick_params(axis="x", labelrotation=30)
+    return ax
+
+
+def network(
+    graph: nx.DiGraph,
+    values: Mapping[int, float] | pd.Series,
+    value_name: str,
+    layout: str = "spring",
+    seed: int = 0,
+    title: str = "",
+    ax: Axes | None = None,
+) -> Axes:
+    """The reading network (self-loops hidden), nodes coloured by a per-developer value.
+
+    Spring layout with a fixed seed (or ``circular``), so the same graph is always drawn the same way.
+    """
+    ax = _axes(ax, (5.5, 4.5))
+    g = nx.DiGraph(graph)
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
+    pos = nx.circular_layout(g) if layout == "circular" else nx.spring_layout(g, seed=seed)
+    colours = [float(values[u]) for u in g.nodes]
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.3, arrowsize=6, node_size=160)
+    nodes = nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colours, cmap="viridis", node_size=160)
+    nx.draw_networkx_labels(g, pos, ax=ax, font_size=6, font_color="white")
+    ax.figure.colorbar(nodes, ax=ax, label=label(value_name))
+    ax.set(title=title)
+    ax.set_axis_off()
+    return ax
+
+
+def similarity_matrix(
+    divergence: np.ndarray, groups: Sequence[int], title: str = "", ax: Axes | None = None
+) -> Axes:
+    """The developer × developer divergence matrix ``(N, N)``, rows and columns ordered by community.
+
+    Thin lines separate the communities, so homogenization inside and between them reads at a glance.
+    """
+    ax = _axes(ax, (5.5, 4.5))
+    labels = np.asarray(groups)
+    order = np.argsort(labels, kind="stable")
+    d = np.asarray(divergence)[np.ix_(order, order)]
+    image = ax.imshow(d, cmap="magma_r", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label=label("divergence").replace("mean ", ""))
+    for edge in np.flatnonzero(np.diff(labels[order])) + 0.5:
+        ax.axhline(edge, color="white", lw=1)
+        ax.axvline(edge, color="white", lw=1)
+    ax.set_xticks(range(len(order)), order, fontsize=6)
+    ax.set_yticks(range(len(order)), order, fontsize=6)
+    ax.set(xlabel="developer (ordered by community)", ylabel="developer", title=title)
+    return ax
+
+
+def scatter(
+    frame: pd.DataFrame, x: str, y: str, hue: str | None = None, fit: bool = True, title: str = "",
+    ax: Axes | None = None,
+) -> Axes:
+    """One point per row (e.g. developer or run), with an OLS line and its 95% band when ``fit``."""
+    ax = _axes(ax)
+    sns.scatterplot(data=frame, x=x, y=y, hue=hue, ax=ax, s=25)
+    if fit and frame[x].nunique() > 1:
+        sns.regplot(data=frame, x=x, y=y, scatter=False, color="k", line_kws={"lw": 1}, n_boot=200, seed=0,
+                    ax=ax)
+    ax.set(xlabel=label(x), ylabel=label(y), title=title)
+    return ax
+
+
+def intervals(
+    table: pd.DataFrame, x: str, hue: str | None = None, title: str = "", ax: Axes | None = None
+) -> Axes:
+    """Means with confidence intervals (``mean``, ``ci_low``, ``ci_high`` columns), one point per row.
+
+    Rows are placed by ``x`` and, with ``hue``, side by side in one colour per hue level.
+    """
+    ax = _axes(ax)
+    t = table.reset_index(drop=True)
+    levels = list(dict.fromkeys(t[x].astype(str)))
+    hues = list(dict.fromkeys(t[hue].astype(str))) if hue else [None]
+    width = 0.7 / len(hues)
+    for k, level in enumerate(hues):
+        part = t if level is None else t[t[hue].astype(str) == level]
+        where = np.array([levels.index(v) for v in part[x].astype(str)]) + (k - (len(hues) - 1) / 2) * width
+        err = np.vstack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]])
+        ax.errorbar(where, part["mean"], yerr=np.nan_to_num(err), fmt="o", capsize=3, label=level)
+    ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
+    metric = t["metric"].iloc[0] if "metric" in t.columns and len(t) else ""
+    ax.set(xlabel=x, ylabel=label(metric), title=title)
+    if hue:
+        ax.legend(title=hue)
+    return ax
+
+
+def shared_legend(axes: Sequence[Axes], title: str = "") -> None:
+    """One legend for panels that share their hues: the first panel's, placed below the figure."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if handles:
+        axes[0].figure.legend(handles, labels, title=title, loc="outside lower center", ncols=min(len(labels), 4))
+
+
+def save(ax_or_fig: Axes | plt.Figure, path: Path) -> Path:
+    """Write the figure holding ``ax_or_fig`` to a PNG and close it (analysis makes many figures)."""
+    fig = ax_or_fig if isinstance(ax_or_fig, plt.Figure) else ax_or_fig.figure
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,591 @@
+"""``ecosim analyze``: turn a run folder or a sweep folder into tables, figures and one HTML report.
+
+A run folder has ``meta.json`` (results contract); a sweep folder has ``runs/`` with one run folder per run
+and a manifest, read through :func:`analysis.sweep_frame.load_sweep`. Everything lands in ``out`` (default
+``<path>/report``): CSV tables, PNG figures and a self-contained ``report.html`` (figures embedded) with the
+main findings in numbers and the scenario or design that produced them.
+
+Conventions: ``homogenization`` is the run's mean pairwise divergence between developers' models, so a
+*lower* value means *more* homogeneous models; "final" values average the last quarter of the generations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis import effects, figures
+from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
+from analysis.network_stats import network_statistics, node_statistics
+from analysis.sweep_frame import load_sweep, runs_frame
+from analysis.theory import gaussian_accumulate_variance, gaussian_replace_variance
+from ecosystem.network import read_edge_list
+
+# Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
+# diversity measures, gaussian worlds have no entropy).
+OUTCOMES = ["homogenization", "effective_models", "nll", "distance", "variance", "entropy", "distinct_2",
+            "levenshtein", "unique_fraction", "validity", "coverage", "perplexity"]
+# Per-developer outcomes compared with centrality and between developer communities.
+DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy", "distinct_2", "validity"]
+CENTRALITIES = ["in_degree", "out_degree", "pagerank", "betweenness"]
+NETWORK_STATS = ["density", "reciprocity", "clustering", "avg_path_length", "efficiency", "modularity",
+                 "spectral_gap"]
+CONSENSUS_FRACTION = 0.5  # time to consensus: generations until the mean pairwise divergence halves
+# "Final" values average the last quarter of the generations (at least one): a single generation's value
+# carries that generation's Monte Carlo noise, which a window averages out.
+FINAL_SHARE = 0.25
+
+
+def final_window(steps: int) -> int:
+    """How many of the last generations the "final" values average."""
+    return max(1, math.ceil(FINAL_SHARE * steps))
+
+
+# What "pairwise divergence" is for each family (Family.divergence), stated in the report.
+DIVERGENCES = {
+    "gaussian": "the squared 2-Wasserstein distance between two developers' Gaussians (world units²)",
+    "linear": "the mean squared difference of two developers' predictions on probe features",
+    "ngram": "the Jensen–Shannon divergence of next-token distributions on human probe text (nats)",
+    "transformer": "the Jensen–Shannon divergence of next-token distributions on human probe text (nats)",
+}
+
+
+def divergence_note(scenario: dict) -> str:
+    """One sentence naming the divergence of the scenario's family."""
+    family = scenario.get("developers", {}).get("family", {}).get("kind", "")
+    return f"Pairwise divergence is {DIVERGENCES.get(family, 'the family’s pairwise divergence')}."
+
+
+CAPTIONS = {
+    "metrics.png": "Ecosystem metrics over generations (thin lines: developers; bands: 95% CI over replications; "
+                   "dashed: closed form where one exists).",
+    "homogenization.png": "Mean pairwise divergence within and between developer communities, and the effective "
+                          "number of distinct models (Leinster–Cobbold diversity of order 1).",
+    "conditions.png": "Final mean pairwise divergence and quality per condition: means with 95% t-intervals over "
+                      "replications.",
+    "contrasts.png": "Final mean pairwise divergence minus that of the reference level, paired by replication (same "
+                     "seed: same world and human data); 95% paired t-intervals.",
+    "heatmap.png": "Final mean pairwise divergence over the first two sweep axes (mean over replications).",
+    "network_effects.png": "Final mean pairwise divergence of each run against its network statistics (OLS line "
+                           "with 95% band).",
+    "network.png": "The reading network (u → v: v reads u), developers coloured by their final value.",
+    "networks.png": "One run per network setting (first replication): the reading network coloured by final value "
+                    "(top) and the final developer × developer divergence, ordered by community (bottom).",
+    "similarity.png": "Developer × developer divergence at the final generation, ordered by community.",
+    "centrality.png": "Each developer's final quality against its influence (PageRank on who reads whom).",
+}
+
+
+@dataclass
+class Run:
+    """One run folder, loaded."""
+
+    path: Path
+    meta: dict
+    scenario: dict
+    model: pd.DataFrame  # one row per step
+    agents: pd.DataFrame  # one row per step × developer
+    divergence: np.ndarray  # (steps, N, N)
+    graph: nx.DiGraph  # node attribute "group": developer community
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Developer community of each developer ``(N,)``."""
+        return np.array([self.graph.nodes[u]["group"] for u in range(self.graph.number_of_nodes())])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.scenario.get("name") or self.path.name)
+
+
+@dataclass
+class Report:
+    """What a run's or a sweep's analysis produced, before it is written out."""
+
+    title: str
+    kind: str  # "Run" or "Sweep"
+    note: str  # what the divergence measures
+    findings: list[str]  # sentences with numbers
+    figures: list[Path]  # PNGs already written
+    tables: dict[str, pd.DataFrame]  # written as <name>.csv
+    design: str  # the scenario or the sweep design, as YAML text
+    headline: pd.DataFrame  # the table shown in the report
+
+
+def load_run(path: Path) -> Run:
+    """Read a run folder written by :func:`ecosystem.run.run_scenario`."""
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    scenario = yaml.safe_load((path / "scenario.yaml").read_text()) or {}
+    divergence = np.load(path / "divergence.npy")
+    n = divergence.shape[1]
+    graph = read_edge_list(path / "network.edgelist", n)
+    sizes = meta.get("groups") or [n]
+    nx.set_node_attributes(graph, dict(enumerate(np.repeat(np.arange(len(sizes)), sizes).tolist())), "group")
+    return Run(path, meta, scenario, pd.read_parquet(path / "model.parquet"),
+               pd.read_parquet(path / "agents.parquet"), divergence, graph)
+
+
+# ── theory ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
+    """The closed-form expected model variance, in the run's ``variance`` units, where one exists.
+
+    It exists for a single-concept gaussian world fitted by the MLE gaussian family on synthetic data only
+    (share 1; the first generation fits real data): σ²((M−1)/M)^t under ``replace`` (Shumailov et al. 2024)
+    and σ² ∏_{k≤t}(1 − 1/(k²M)) under ``accumulate`` (Kazdan et al. 2024, Thm 1), with M =
+    ``developers.train.samples``, σ = ``world.spread`` and t the generation. Both describe one chain fitting
+    its own samples, exact when every developer reads only itself; a network that mixes models keeps the
+    variance higher, and the gap between the curves is the network's effect.
+    Returns ``step, variance`` or None.
+    """
+    world, devs = scenario.get("world", {}), scenario.get("developers", {})
+    family = devs.get("family", {})
+    policies = devs.get("group_data") or [devs.get("data", {})]  # every developer community's data policy
+    retention = {p.get("retention") for p in policies}
+    closed_form = {"replace": gaussian_replace_variance, "accumulate": gaussian_accumulate_variance}
+    if not (world.get("kind") == "gaussian" and world.get("concepts") == 1 and family.get("kind") == "gaussian"
+            and family.get("estimator") == "mle" and all(p.get("synthetic") == 1.0 for p in policies)
+            and len(retention) == 1 and retention <= closed_form.keys()):
+        return None
+    m, sigma2 = devs["train"]["samples"], world["spread"] ** 2
+    steps = np.asarray(steps)
+    return pd.DataFrame({"step": steps, "variance": sigma2 * closed_form[retention.pop()](m, steps)})
+
+
+# ── tables ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def divergence_scale(divergences: list[np.ndarray]) -> float:
+    """The divergence at which two models count as distinct: the median first-generation pairwise divergence.
+
+    First-generation models differ by sampling noise alone, so "effective models" counts models that differ
+    more than independent fits to real data do; one scale for all runs of a sweep keeps them comparable.
+    Falls back to 1 where the first generation's models are identical.
+    """
+    firsts = [d[0][~np.eye(d.shape[1], dtype=bool)] for d in divergences if d.shape[1] > 1]
+    scale = float(np.median(np.concatenate(firsts))) if firsts else float("nan")
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def run_tables(run: Run, scale: float) -> dict[str, pd.DataFrame]:
+    """Every per-run table.
+
+    ``homogenization`` (per step: pairwise divergence overall / within / between communities, effective
+    models, NLL spread), ``network`` (one row of graph statistics), ``nodes`` (per developer: centralities,
+    final metrics, distinctiveness), ``centrality`` (centrality–outcome correlations across developers),
+    ``communities`` (developer-community means with t-intervals over developers) and ``summary`` (one row:
+    final outcomes, time to consensus and network statistics).
+    """
+    homog = homogenization_over_time(run.divergence, run.groups, scale)
+    if "nll" in run.agents.columns:
+        homog = homog.merge(quality_spread(run.agents, "nll"), on="step", how="left")
+    stats = network_statistics(run.graph)
+    per_dev = [c for c in run.agents.columns if c not in ("step", "developer", "group")]
+    window = final_window(len(run.model))
+    final_dev = effects.final_values(run.agents, per_dev, by=["developer"], window=window)
+    final_dev["distinctiveness"] = distinctiveness(run.divergence)[-window:].mean(axis=0)
+    nodes = node_statistics(run.graph).merge(final_dev, on="developer")
+
+    last = run.model.merge(homog, on="step").tail(window).drop(columns="step").mean(numeric_only=True)
+    consensus = time_to_consensus(homog["divergence"], CONSENSUS_FRACTION, homog["step"])
+    summary = {**last.to_dict(), "time_to_consensus": consensus, "consensus_reached": float(np.isfinite(consensus)),
+               **stats}
+    return {
+        "homogenization": homog,
+        "network": pd.DataFrame([stats]),
+        "nodes": nodes,
+        "centrality": effects.correlations(nodes, CENTRALITIES, DEVELOPER_OUTCOMES),
+        "communities": effects.condition_means(nodes, ["group"], DEVELOPER_OUTCOMES),
+        "summary": pd.DataFrame([summary]),
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
+
+
+def _ci(row: pd.Series) -> str:
+    """``mean ± half-width (n=…)`` of a condition_means row (95% t-interval)."""
+    if row["n"] == 0:
+        return "n/a (n=0)"
+    return f"{_fmt(row['mean'])} ± {_fmt((row['ci_high'] - row['ci_low']) / 2)} (n={int(row['n'])})"
+
+
+def _signed_ci(row: pd.Series) -> str:
+    """``+mean ± half-width (n=…)``: a difference, with its sign always shown."""
+    return f"{'+' if row['mean'] >= 0 else ''}{_ci(row)}"
+
+
+def _community_columns(meta: dict, frame: pd.DataFrame) -> list[str]:
+    """The per-community NLL columns (``nll_<name>``) of the human communities named in ``meta.json``."""
+    return [f"nll_{c}" for c in meta.get("communities", []) if f"nll_{c}" in frame.columns]
+
+
+# ── one run ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _quality(columns: pd.Index) -> str:
+    """The per-developer quality shown against centrality: held-out NLL, else how far a model stands apart."""
+    return "nll" if "nll" in columns else "distinctiveness"
+
+
+def _centrality_finding(centrality: pd.DataFrame, quality: str) -> str:
+    """PageRank against final quality (one pre-chosen pair, so no hunting for the largest of many r)."""
+    row = centrality[(centrality["x"] == "pagerank") & (centrality["y"] == quality)]
+    if row.empty or not np.isfinite(row["r"].iloc[0]):
+        return "Every developer has the same PageRank here, so centrality cannot explain their differences."
+    row = row.iloc[0]
+    return (f"Across developers, PageRank (influence) and final {quality} correlate with r = {row['r']:.2f} "
+            f"[{_fmt(row['r_low'])}, {_fmt(row['r_high'])}] (n={int(row['n'])}).")
+
+
+def _run_report(path: Path, out: Path) -> Report:
+    """Tables, figures and findings of a single run."""
+    run = load_run(path)
+    tables = run_tables(run, divergence_scale([run.divergence]))
+    homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
+    title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
+
+    metrics = [m for m in OUTCOMES if m in run.model.columns]
+    theory = theory_curve(run.scenario, run.model["step"].to_numpy())
+    fig, axes = figures.panels(len(metrics))
+    for ax, metric in zip(axes, metrics, strict=True):
+        if metric in run.agents.columns:
+            figures.over_time(run.agents, metric, units="developer", color="0.7", title=title, ax=ax)
+        figures.over_time(run.model, metric, color="C0", title=title, ax=ax)
+        if metric == "variance" and theory is not None:
+            figures.overlay(ax, theory, "step", "variance", "closed form, one chain")
+    pngs.append(figures.save(fig, out / "metrics.png"))
+
+    pairs = {"divergence": "all pairs", "divergence_within": "within communities",
+             "divergence_between": "between communities"}
+    parts = homog.rename(columns=pairs).melt(id_vars="step", value_vars=list(pairs.values()), var_name="pairs",
+                                             value_name="divergence").dropna()
+    fig, axes = figures.panels(2)
+    figures.over_time(parts, "divergence", hue="pairs", title=title, ax=axes[0])
+    figures.over_time(homog, "effective_models", title=title, ax=axes[1])
+    pngs.append(figures.save(fig, out / "homogenization.png"))
+
+    pngs.append(figures.save(figures.network(run.graph, nodes.set_index("developer")[quality], quality,
+                                             title=f"{title}: final {quality}"), out / "network.png"))
+    pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
+                                                       title=f"{title}: final generation"), out / "similarity.png"))
+    pngs.append(figures.save(figures.scatter(nodes, "pagerank", quality, hue="group", title=title),
+                             out / "centrality.png"))
+
+    first, last = homog.iloc[0], homog.iloc[-1]
+    ttc = summary["time_to_consensus"]
+    findings = [
+        f"Mean pairwise divergence between the {run.divergence.shape[1]} developers' models went from "
+        f"{_fmt(first['divergence'])} at generation 1 to {_fmt(last['divergence'])} at generation "
+        f"{int(last['step'])}; it " + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved."),
+        f"Effective number of distinct models: {_fmt(first['effective_models'])} → {_fmt(last['effective_models'])}.",
+    ]
+    if "nll" in run.model.columns:
+        findings.append(f"Held-out NLL: {_fmt(run.model['nll'].iloc[0])} → {_fmt(run.model['nll'].iloc[-1])} "
+                        f"nats/item; spread across developers at the end {_fmt(last.get('nll_std'))} (s.d.).")
+    communities = _community_columns(run.meta, run.model)
+    if len(communities) > 1:
+        end = summary[communities].sort_values()
+        findings.append("Final NLL by human community: "
+                        + ", ".join(f"{c.removeprefix('nll_')} {_fmt(v)}" for c, v in end.items()) + " nats/item.")
+    if theory is not None and "variance" in run.model.columns:
+        findings.append(f"Model variance at generation {int(last['step'])}: "
+                        f"{_fmt(run.model['variance'].iloc[-1])} simulated vs {_fmt(theory['variance'].iloc[-1])} "
+                        "for one chain in closed form.")
+    findings.append(_centrality_finding(tables["centrality"], quality))
+    findings.append("Network: " + ", ".join(f"{k} {_fmt(summary[k])}" for k in NETWORK_STATS) + ".")
+    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS] if c in summary.index]
+    window = final_window(len(run.model))
+    headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
+    return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
+                  (path / "scenario.yaml").read_text(), headline)
+
+
+# ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _swept_axes(frame: pd.DataFrame) -> list[str]:
+    """The design's axes: dotted parameter columns that vary, minus those that only restate another axis
+    (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
+    axes: list[str] = []
+    combinations = 1
+    for column in (c for c in frame.columns if "." in c and frame[c].astype(str).nunique() > 1):
+        with_column = len(frame[[*axes, column]].astype(str).drop_duplicates())
+        if with_column > combinations:
+            axes.append(column)
+            combinations = with_column
+    return axes
+
+
+def _non_network_axes(axes: list[str]) -> list[str]:
+    """The swept axes that are not about the network: held fixed when outcomes are fitted on network statistics."""
+    return [a for a in axes if not a.startswith("network.")]
+
+
+def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run]]:
+    """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
+    swept axes, and the loaded runs. Failed runs have no results and are left out."""
+    frame = load_sweep(path, table="model").drop_duplicates("run_id").set_index("run_id")
+    axes = sorted(_swept_axes(frame), key=lambda a: not a.startswith("network."))  # the network first
+    params = frame[[*axes, "replication"]].copy()
+    names = {a: a.rsplit(".", 1)[-1] for a in axes}
+    params["condition"] = params.apply(
+        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes if pd.notna(row[a])), axis=1
+    ) if axes else "all runs"
+    return params, axes, {rid: load_run(path / "runs" / str(rid)) for rid in params.index}
+
+
+def _stack(per_run: dict[str, dict[str, pd.DataFrame]], name: str, params: pd.DataFrame) -> pd.DataFrame:
+    """One per-run table of every run, stacked, with the run's parameters and condition."""
+    stacked = pd.concat([t[name].assign(run_id=rid) for rid, t in per_run.items()], ignore_index=True)
+    return stacked.merge(params, left_on="run_id", right_index=True)
+
+
+def _sweep_tables(params: pd.DataFrame, axes: list[str], runs: dict[str, Run]) -> dict[str, pd.DataFrame]:
+    """The sweep's tables: per run, per condition (t-intervals over replications), network-statistic fits,
+    centrality correlations, developer and human communities, and every run's metrics over time."""
+    scale = divergence_scale([r.divergence for r in runs.values()])
+    per_run = {rid: run_tables(run, scale) for rid, run in runs.items()}
+    by = ["condition", *axes]
+    summary = _stack(per_run, "summary", params)
+    nodes = _stack(per_run, "nodes", params)
+    centrality = _stack(per_run, "centrality", params)
+    over_time = pd.concat([r.model.merge(per_run[rid]["homogenization"][["step", "effective_models"]], on="step")
+                           .assign(run_id=rid) for rid, r in runs.items()], ignore_index=True)
+    communities = _community_columns(next(iter(runs.values())).meta, summary)
+    outcomes = [m for m in [*OUTCOMES, "time_to_consensus", "consensus_reached", "divergence_within",
+                            "divergence_between", *communities] if m in summary.columns]
+    developer_outcomes = [c for c in DEVELOPER_OUTCOMES if c in nodes.columns]
+    per_group = nodes.groupby(["run_id", "group"])[developer_outcomes].mean().reset_index()
+    tables = {
+        "runs": summary,
+        "nodes": nodes,
+        "conditions": effects.condition_means(summary, by, outcomes),
+        "network_effects": effects.ols_fits(summary, NETWORK_STATS, outcomes, by=_non_network_axes(axes)),
+        "centrality": centrality,
+        "centrality_by_condition": effects.condition_means(
+            centrality.assign(pair=centrality["x"] + " ~ " + centrality["y"]), [*by, "pair"], ["r"]),
+        "communities": effects.condition_means(per_group.merge(params, left_on="run_id", right_index=True),
+                                               [*by, "group"], developer_outcomes),
+        "over_time": over_time.merge(params, left_on="run_id", right_index=True),
+    }
+    if axes:  # each level of the first axis against its first level, paired on replication, per other axes
+        reference = params[axes[0]].iloc[0]
+        tables["contrasts"] = pd.concat(
+            [effects.paired_contrasts(summary, m, axes[0], reference, ["replication"], by=axes[1:])
+             for m in ["homogenization", "effective_models", "nll"] if m in summary.columns], ignore_index=True)
+    if len(communities) > 1:  # the worst- against the best-served human community, paired within runs
+        order = summary[communities].mean().sort_values()
+        tables["community_gap"] = effects.paired_differences(summary, order.index[-1], order.index[0], by)
+    return tables
+
+
+def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.DataFrame,
+                   runs: dict[str, Run], title: str, out: Path) -> list[Path]:
+    """The sweep's figures (see CAPTIONS), written into ``out``."""
+    summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
+    quality = _quality(tables["nodes"].columns)
+    pngs = []
+    metrics = [m for m in OUTCOMES if m in over_time.columns]
+    fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
+    for ax, metric in zip(axs, metrics, strict=True):
+        figures.over_time(over_time, metric, hue="condition", title=title, ax=ax)
+        if metric == "variance":
+            for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
+                theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
+                if theory is not None:
+                    figures.overlay(ax, theory, "step", "variance", f"closed form, one chain ({cond})")
+    figures.shared_legend(axs, "condition")
+    pngs.append(figures.save(fig, out / "metrics.png"))
+
+    fig, axs = figures.panels(2, cols=2, size=(5.6, 4.4))
+    # One or two axes read best as x and colour; more are spelled out in the condition label.
+    x, hue = (axes[0], axes[1] if len(axes) == 2 else None) if 0 < len(axes) <= 2 else ("condition", None)
+    for ax, metric in zip(axs, ["homogenization", "nll" if "nll" in summary.columns else "variance"], strict=True):
+        figures.intervals(conds[conds["metric"] == metric], x, hue=hue, title=title, ax=ax)
+    pngs.append(figures.save(fig, out / "conditions.png"))
+
+    if "contrasts" in tables:
+        contrasts = tables["contrasts"][tables["contrasts"]["metric"] == "homogenization"]
+        ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, title=title)
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {contrasts['reference'].iloc[0]}")
+        pngs.append(figures.save(ax, out / "contrasts.png"))
+
+    if len(axes) >= 2:
+        cells = effects.condition_means(summary, axes[:2], ["homogenization"])
+        cells = cells.rename(columns={"mean": "homogenization"})
+        pngs.append(figures.save(figures.heatmap(cells, axes[0], axes[1], "homogenization", title=f"{title}: final"),
+                                 out / "heatmap.png"))
+
+    varying = [s for s in NETWORK_STATS if summary[s].nunique() > 1]
+    if varying:
+        fig, axs = figures.panels(len(varying), cols=4, size=(4.2, 3.8))
+        for ax, stat in zip(axs, varying, strict=True):
+            figures.scatter(summary, stat, "homogenization", hue="condition", title=title, ax=ax)
+        figures.shared_legend(axs, "condition")
+        pngs.append(figures.save(fig, out / "network_effects.png"))
+
+    # One example run per network setting (the first replication): its graph and its final divergences.
+    network_axes = [a for a in axes if a.startswith("network.")]
+    examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
+    fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
+    for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
+        nodes = tables["nodes"][tables["nodes"]["run_id"] == rid].set_index("developer")
+        figures.network(runs[rid].graph, nodes[quality], quality, title=cond, ax=axs[0][k])
+        figures.similarity_matrix(runs[rid].divergence[-1], runs[rid].groups, title=cond, ax=axs[1][k])
+    pngs.append(figures.save(fig, out / "networks.png"))
+    pngs.append(figures.save(figures.scatter(tables["nodes"], "pagerank", quality, hue="condition", title=title),
+                             out / "centrality.png"))
+    return pngs
+
+
+def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The sentences of the sweep report: orderings with intervals, the best-fitting network statistic,
+    centrality and the community gap."""
+    conds, findings = tables["conditions"], []
+    quality = _quality(tables["nodes"].columns)
+    rows = conds[conds["metric"] == "homogenization"].dropna(subset=["mean"]).sort_values("mean", ascending=False)
+    if len(rows) > 1:
+        least, most = rows.iloc[0], rows.iloc[-1]
+        findings.append(
+            f"{least['condition']} homogenizes least: final mean pairwise divergence {_ci(least)} vs "
+            f"{most['condition']} {_ci(most)}. Order from least to most homogeneous: "
+            + " > ".join(f"{r['condition']} ({_fmt(r['mean'])})" for _, r in rows.iterrows()) + ".")
+    rows = conds[conds["metric"] == "nll"].dropna(subset=["mean"]).sort_values("mean")
+    if len(rows) > 1:
+        findings.append(f"Final held-out NLL is lowest for {rows.iloc[0]['condition']}: {_ci(rows.iloc[0])}, "
+                        f"highest for {rows.iloc[-1]['condition']}: {_ci(rows.iloc[-1])} (nats/item).")
+    rows = conds[conds["metric"] == "effective_models"].dropna(subset=["mean"]).sort_values("mean")
+    if len(rows) > 1:
+        findings.append(f"Effective number of distinct models at the end: {_ci(rows.iloc[0])} for "
+                        f"{rows.iloc[0]['condition']} up to {_ci(rows.iloc[-1])} for {rows.iloc[-1]['condition']}.")
+    # The spectral gap is the statistic that theory ties to consensus speed (DeGroot averaging), so it is
+    # the one reported here; network_effects.csv holds every statistic.
+    contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
+    contrasts = contrasts[contrasts["metric"] == "homogenization"].dropna(subset=["mean"])
+    fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")])
+    for key, part in contrasts.groupby(fixed, sort=False) if fixed else [((), contrasts)]:
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{c.rsplit('.', 1)[-1]}={v}" for c, v in zip(fixed, key, strict=True))
+        factor, reference = part["factor"].iloc[0], part["reference"].iloc[0]
+        findings.append(
+            f"Paired by replication (same world and human data){f', at {where}' if where else ''}: final mean "
+            f"pairwise divergence minus that of {factor}={reference}: "
+            + "; ".join(f"{r['level']} {_signed_ci(r)}" for _, r in part.iterrows()) + ".")
+    fits = tables["network_effects"]
+    fits = fits[(fits["y"] == "homogenization") & (fits["x"] == "spectral_gap")].dropna(subset=["r"])
+    for _, row in fits.iterrows():
+        fixed = ", ".join(f"{c.rsplit('.', 1)[-1]}={row[c]}" for c in fits.columns[: fits.columns.get_loc("x")])
+        findings.append(f"Final mean pairwise divergence against the spectral gap of W{f' ({fixed})' if fixed else ''}"
+                        f": slope {_fmt(row['slope'])} [{_fmt(row['slope_low'])}, {_fmt(row['slope_high'])}] per "
+                        f"unit of gap, r = {row['r']:.2f} (n={int(row['n'])} runs).")
+    pair = tables["centrality"]
+    mean, low, high, n = effects.t_interval(pair[(pair["x"] == "pagerank") & (pair["y"] == quality)]["r"])
+    if n:
+        findings.append(f"Within runs, developers' PageRank and final {quality} correlate with mean r = "
+                        f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}] over the {n} runs where PageRank varies.")
+    if "community_gap" in tables:
+        gap = tables["community_gap"].sort_values("mean")
+        worse, better = (gap["a"].iloc[0].removeprefix("nll_"), gap["b"].iloc[0].removeprefix("nll_"))
+        pooled = effects.paired_differences(tables["runs"], gap["a"].iloc[0], gap["b"].iloc[0]).iloc[0]
+        findings.append(f"The {worse} community is served worse than the {better} community: final NLL higher by "
+                        f"{_ci(pooled)} nats/item over all runs; least under {gap['condition'].iloc[0]} "
+                        f"({_ci(gap.iloc[0])}), most under {gap['condition'].iloc[-1]} ({_ci(gap.iloc[-1])}).")
+    return findings
+
+
+def _sweep_report(path: Path, out: Path) -> Report:
+    """Tables, figures, findings and the design description of a sweep."""
+    params, axes, runs = _sweep_runs(path)
+    if not runs:
+        raise FileNotFoundError(f"{path}: the sweep has no finished runs to analyse")
+    first = next(iter(runs.values()))
+    tables = _sweep_tables(params, axes, runs)
+    title = f"{first.name}: sweep of {len(runs)} runs"
+    pngs = _sweep_figures(tables, axes, params, runs, first.name, out)
+    status = runs_frame(path)["status"].value_counts().to_dict()
+    design = yaml.safe_dump({"swept": {a: params[a].drop_duplicates().tolist() for a in axes},
+                             "replications": int(params["replication"].nunique()),
+                             "runs": {str(k): int(v) for k, v in status.items()}}, sort_keys=False)
+    if (path / "sweep.yaml").is_file():
+        design += "\n# the sweep file as given\n" + (path / "sweep.yaml").read_text()
+    design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
+    conds = tables["conditions"]
+    conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
+    headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
+    return Report(title, "Sweep", divergence_note(first.scenario), _sweep_findings(tables), pngs, tables, design,
+                  headline)
+
+
+# ── the report ────────────────────────────────────────────────────────────────────────────────────────
+
+TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ecosim report: {{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+img { max-width: 100%; border: 1px solid #ddd; } figure { margin: 1.5em 0; }
+table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<p>{{ kind }} at <code>{{ path }}</code>, analysed {{ created }} by ecosim. {{ note }} Lower mean pairwise
+divergence (<code>homogenization</code>) means more homogeneous models. "Final" values are means over the last
+quarter of the generations; intervals are 95% (t over replications for means and slopes, Fisher z for correlations).</p>
+<h2>Main findings</h2>
+<ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul>
+<h2>Figures</h2>
+{% for fig in figures %}<figure><img alt="{{ fig.name }}" src="data:image/png;base64,{{ fig.data }}">
+<figcaption><b>{{ fig.name }}</b>: {{ fig.caption }}</figcaption></figure>
+{% endfor %}
+<h2>Final values</h2>
+{{ headline | safe }}
+<p>All tables are written next to this report as CSV: {% for t in tables %}<code>{{ t }}.csv</code> {% endfor %}</p>
+<h2>{{ "Design" if kind == "Sweep" else "Scenario" }}</h2>
+<pre>{{ design }}</pre>
+</body></html>
+""")
+
+
+def analyze(path: Path, out: Path | None = None) -> Path:
+    """Analyse a run folder (with ``meta.json``) or a sweep folder (with ``runs/``); returns ``report.html``.
+
+    Writes CSV tables, PNG figures and a self-contained ``report.html`` into ``out``
+    (default ``<path>/report``).
+    """
+    path = Path(path)
+    out = Path(out) if out is not None else path / "report"
+    if (path / "meta.json").is_file():
+        build = _run_report
+    elif (path / "runs").is_dir():
+        build = _sweep_report
+    else:
+        raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
+    out.mkdir(parents=True, exist_ok=True)
+    report = build(path, out)
+    for name, table in report.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    html_path = out / "report.html"
+    html_path.write_text(TEMPLATE.render(
+        title=report.title, kind=report.kind, note=report.note, path=str(path),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        findings=report.findings, tables=list(report.tables), design=report.design,
+        headline=report.headline.to_html(float_format=lambda x: f"{x:.4g}", border=0),
+        figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),
+                  "data": base64.b64encode(p.read_bytes()).decode()} for p in report.figures],
+    ))
+    return html_path
