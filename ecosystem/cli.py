@@ -73,7 +73,9 @@ def sweep(
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="parallel runs [default: CPU cores]")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="process | ray | serial")] = "process",
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (ray backend)")] = None,
-    resume: Annotated[bool, typer.Option("--resume/--restart", help="skip runs already finished")] = True,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume",
+                                         help="skip finished runs; --no-resume refuses an existing sweep")] = True,
+    figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
@@ -83,9 +85,12 @@ def sweep(
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
         result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet)
-    except (ScenarioError, NetworkError, FileNotFoundError) as err:
+                           progress=not quiet, figures=figures)
+    except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
+        raise typer.Exit(code=130) from None
     except ImportError as err:
         raise fail(f"--backend: {backend} is not installed ({err}); pip install 'ecosim[{backend}]'") from None
     typer.echo(result.table())  # ends with the sweep folder

@@ -200,12 +200,15 @@ class DataSpec(Strict):
     def _shares(self) -> DataSpec:
         given = self.model_fields_set
         if self.alpha is not None or self.beta is not None:
-            if given & set(SHARES):
-                raise ValueError("give either alpha/beta or the shares, not both")
             alpha = 0.0 if self.alpha is None else self.alpha
             beta = 1.0 if self.beta is None else self.beta
-            self.synthetic, self.original = alpha, (1 - alpha) * beta
-            self.public, self.human_fresh = (1 - alpha) * (1 - beta), 0.0
+            implied = {"synthetic": alpha, "original": (1 - alpha) * beta, "public": (1 - alpha) * (1 - beta),
+                       "human_fresh": 0.0}
+            # A resolved scenario states both; they must agree.
+            if any(not math.isclose(getattr(self, k), implied[k], abs_tol=1e-9) for k in given & set(SHARES)):
+                raise ValueError("give either alpha/beta or the shares, not both")
+            for name, value in implied.items():
+                setattr(self, name, value)
         elif given & set(SHARES) and not given >= set(SHARES):
             # Unnamed shares are zero once any is named, so `{synthetic: 1}` means "only synthetic".
             for name in set(SHARES) - given:

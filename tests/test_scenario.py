@@ -36,7 +36,7 @@ def test_every_field_has_a_default():
         ({"communities": [{"concepts": [7]}]}, "communities[0].concepts: must be between 0 and 3"),
         ({"network": {"kind": "stochastic_block"}}, "developers.groups: required by network.kind 'stochastic_block'"),
         ({"developers": {"count": 4}, "network": {"kind": "ring", "k": 3}}, "network.k: must be even and below"),
-        ({"developers": {"data": {"alpha": 0.5, "synthetic": 0.5}}}, "developers.data: give either alpha/beta"),
+        ({"developers": {"data": {"alpha": 0.5, "synthetic": 0.7}}}, "developers.data: give either alpha/beta"),
         ({"developers": {"data": {"verifier": {}}}}, "developers.data.verifier: the gaussian world has no verifier"),
     ],
 )
@@ -53,6 +53,14 @@ def test_missing_edge_list_file_is_named(tmp_path):
 def test_alpha_beta_state_the_same_shares_as_vu_et_al():
     data = validate_scenario({"developers": {"data": {"alpha": 0.4, "beta": 0.25}}}).developers.data
     assert data.shares() == pytest.approx({"original": 0.15, "public": 0.45, "human_fresh": 0.0, "synthetic": 0.4})
+
+
+def test_a_resolved_scenario_reloads_to_itself():
+    from ecosystem.scenario import Scenario
+
+    for data in ({"developers": {"data": {"alpha": 0.3, "beta": 0.5}}}, {}, {"developers": {"groups": [3, 5]}}):
+        s = validate_scenario(data)
+        assert Scenario.model_validate(s.model_dump()) == s
 
 
 def test_naming_one_share_zeroes_the_others():

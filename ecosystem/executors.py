@@ -1,0 +1,184 @@
+"""Where a sweep's runs execute: in this process, in local worker processes, or on a Ray cluster.
+
+Every executor has one job: call ``fn(task)`` for each task and yield ``(index, result)`` as each call
+finishes, where ``result`` is the exception if the call raised or its worker died. The caller decides what a
+task means; results must be small (the sweep's workers return a record, and write their data to disk).
+
+- ``serial``: one after another in this process (debugging, and the baseline of the throughput benchmark).
+- ``process`` (default): ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method, which is
+  safe with torch and CUDA (a forked child inherits locks and CUDA state it cannot use).
+- ``ray``: one Ray task per run (``num_cpus=1``, and a fraction of a GPU when the run wants one, so several
+  small runs share a GPU); ``ray.init()`` starts a local Ray, or ``address=`` joins a running cluster.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+BACKENDS = ("process", "ray", "serial")
+
+
+class WorkerDied(RuntimeError):
+    """The process running a task ended without a result (killed, out of memory, or crashed)."""
+
+
+class Executor:
+    """Runs ``fn`` over tasks; ``gpus[i]`` is the share of a GPU task ``i`` asks for (Ray only)."""
+
+    workers: int = 1
+    has_gpu: bool = False  # whether the executor schedules GPUs (only Ray does; others run where they are)
+
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        raise NotImplementedError
+
+    def close(self, wait: bool = True) -> None:
+        """Release the workers; ``wait=False`` (after an error or Ctrl-C) abandons the tasks in flight."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.close(wait=exc_type is None)
+
+
+class SerialExecutor(Executor):
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        for i, task in enumerate(tasks):
+            try:
+                result = fn(task)
+            except Exception as err:
+                result = err
+            yield i, result
+
+
+class ProcessExecutor(Executor):
+    """A spawn-context process pool that keeps exactly ``workers`` tasks in flight.
+
+    Keeping no more tasks queued than there are workers means that when a worker dies (and
+    ``concurrent.futures`` marks the whole pool broken), the tasks lost are the ones that were running:
+    they are reported as :class:`WorkerDied`, the pool is rebuilt, and the remaining tasks go on.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _fresh_pool(self) -> ProcessPoolExecutor:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        pool = self._pool or self._fresh_pool()
+        todo = iter(range(len(tasks)))
+        running: dict[Future, int] = {}
+
+        def submit() -> None:
+            for i in todo:
+                running[pool.submit(fn, tasks[i])] = i
+                if len(running) >= self.workers:
+                    return
+
+        submit()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                i = running.pop(future)
+                try:
+                    yield i, future.result()
+                except BrokenProcessPool as err:
+                    broken = True
+                    yield i, WorkerDied(f"worker process died while running this task ({err})")
+                except Exception as err:
+                    yield i, err
+            if broken:
+                for i in running.values():
+                    yield i, WorkerDied("worker process died while running this task (pool broken)")
+                running.clear()
+                pool = self._fresh_pool()
+            submit()
+
+    def close(self, wait: bool = True) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+
+class RayExecutor(Executor):
+    """Ray tasks, one per run; starts a local Ray unless one is running or ``address`` names a cluster."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("backend 'ray' needs Ray: pip install 'ecosim[ray]'") from None
+        self._ray = ray
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            local = address is None
+            ray.init(
+                address=address,
+                num_cpus=workers if local else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        resources = ray.cluster_resources()
+        self.workers = int(resources.get("CPU", 1))
+        self.has_gpu = resources.get("GPU", 0) > 0
+
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        ray = self._ray
+        remote = ray.remote(_call)  # a plain module function, so fn may be any picklable callable
+        gpus = gpus or [0.0] * len(tasks)
+        pending = {
+            remote.options(num_cpus=1, num_gpus=g if self.has_gpu else 0).remote(fn, task): i
+            for i, (task, g) in enumerate(zip(tasks, gpus, strict=True))
+        }
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(done[0])
+                try:
+                    yield i, ray.get(done[0])
+                except ray.exceptions.RayTaskError as err:
+                    yield i, err.as_instanceof_cause()
+                except ray.exceptions.RayError as err:  # the worker died, or the task was cancelled
+                    yield i, WorkerDied(str(err).splitlines()[0])
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def close(self, wait: bool = True) -> None:
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def _call(fn: Callable[[Any], Any], task: Any) -> Any:
+    return fn(task)
+
+
+def make_executor(backend: str = "process", workers: int | None = None, address: str | None = None) -> Executor:
+    """The executor called ``backend``: ``process`` (default), ``ray`` or ``serial``."""
+    if backend == "process":
+        return ProcessExecutor(workers)
+    if backend == "ray":
+        return RayExecutor(workers, address)
+    if backend == "serial":
+        return SerialExecutor()
+    raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -1,0 +1,366 @@
+"""Run a sweep: expand its design, run each run once through an executor, and never lose finished work.
+
+The sweep folder (default ``sweeps/<name>`` under the current directory)::
+
+    sweep.yaml          the design file as given (by the latest invocation)
+    manifest.jsonl      append-only log: one JSON line per run that finished or failed, written as it happens
+    manifest.parquet    the current design's runs and their status (rewritten at the start and the end)
+    runs/<run_id>/      one folder per finished run (the ``ecosystem.run`` layout)
+    sweep.lock          held while a sweep runs here, so two invocations cannot share the folder
+
+A worker writes its run inside ``runs/.tmp-<run_id>-<pid>/`` and renames it to ``runs/<run_id>`` only once
+it is complete, so a folder under a run's final name is always whole, and it is what "done" means: running
+the same sweep again skips those runs and redoes failed or missing ones. A run that raises is recorded as
+failed, with its error, and the others go on. Workers return a small record (status, timings), never data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from ecosystem.design import Run, expand, load_design
+from ecosystem.executors import BACKENDS, make_executor
+from ecosystem.scenario import Scenario
+
+DEFAULT_RUNNER = "ecosystem.run:run_scenario"
+# "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
+Runner = str | Callable[..., Any]
+# The manifest's columns, one row per run of the design (the log also keeps each failure's traceback).
+COLUMNS = ["run_id", "point", "replication", "seed", "params", "status", "error", "run_s", "started",
+           "finished", "host", "backend"]  # fmt: skip
+
+
+@dataclass
+class SweepResult:
+    """What a sweep invocation leaves: its folder and, per run of the design, its latest record."""
+
+    folder: Path
+    records: list[dict[str, Any]]
+    skipped: int = 0  # runs already finished before this invocation
+    elapsed_s: float = 0.0
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        statuses = [r["status"] for r in self.records]
+        self.counts = {s: statuses.count(s) for s in ("done", "failed", "pending")}
+        self.counts |= {"total": len(statuses), "skipped": self.skipped}
+
+    def table(self, max_rows: int = 30) -> str:
+        """The closing summary: one row per design point, then the failures."""
+        frame = pd.DataFrame(self.records, columns=COLUMNS)
+        frame["run_s"] = pd.to_numeric(frame["run_s"])
+        rows = frame.groupby("point", sort=True).agg(
+            params=("params", lambda p: _label(p.iloc[0])),
+            done=("status", lambda s: int((s == "done").sum())),
+            failed=("status", lambda s: int((s == "failed").sum())),
+            pending=("status", lambda s: int((s == "pending").sum())),
+            run_s=("run_s", "mean"),
+        )
+        text = rows.head(max_rows).to_string(float_format=lambda x: f"{x:.2f}")
+        if len(rows) > max_rows:
+            text += f"\n... {len(rows) - max_rows} more design points"
+        c = self.counts
+        text += (
+            f"\n{c['total']} runs: {c['done']} done ({c['skipped']} earlier), {c['failed']} failed, "
+            f"{c['pending']} pending in {self.elapsed_s:.1f} s → {self.folder}"
+        )
+        failed = frame[frame["status"] == "failed"]
+        for _, r in failed.head(5).iterrows():
+            text += f"\n  failed {r['run_id']} (point {r['point']}, replication {r['replication']}): {r['error']}"
+        if len(failed) > 5:
+            text += f"\n  ... {len(failed) - 5} more failures in manifest.jsonl"
+        return text
+
+
+def run_sweep(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    backend: str = "process",
+    address: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    figures: bool = False,
+    runner: Runner = DEFAULT_RUNNER,
+    gpus_per_run: float = 0.25,
+) -> SweepResult:
+    """Run every run of the sweep at ``path`` that is not finished yet; see the module docstring.
+
+    Every run is validated before anything is written (a bad design value raises ``ScenarioError``).
+    ``resume=False`` refuses a folder that already holds a sweep instead of continuing it. Runs asking for
+    ``cuda`` (or ``auto`` on a cluster with GPUs) request ``gpus_per_run`` of a GPU from Ray. Each run's
+    ``summary.png`` is drawn only with ``figures=True``: for small runs the figure costs several times the
+    simulation, and a sweep is read through its frame (``analysis.sweep_frame``).
+    """
+    start = time.perf_counter()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers: must be ≥ 1, got {workers}")
+    design = load_design(path)
+    runs = expand(design)
+    folder = Path(out) if out is not None else Path.cwd() / "sweeps" / design.name
+    if not resume and (folder / "manifest.jsonl").exists():
+        raise FileExistsError(f"{folder}: holds a sweep already; resume it, or choose another output folder")
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    with _lock(folder), contextlib.closing(_Manifest(folder)) as manifest:
+        _write_atomic(folder / "sweep.yaml", design.text)
+        _clean_temporaries(folder / "runs")
+        todo = manifest.recover(runs)
+        skipped = len(runs) - len(todo)
+        manifest.write_summary(runs)
+        try:
+            if todo:
+                tasks = [Task(run.id, run.scenario, str(folder / "runs"), runner, figures) for run in todo]
+                gpus = [gpus_per_run if run.scenario.device in ("cuda", "auto") else 0.0 for run in todo]
+                executor = make_executor(backend, min(workers or os.cpu_count() or 1, len(todo)), address)
+                bar = tqdm(total=len(runs), initial=skipped, desc=design.name, unit="run", file=sys.stderr,
+                           disable=not progress, dynamic_ncols=True)  # fmt: skip
+                counts = {"done": skipped, "failed": 0}
+                with bar, executor:
+                    for i, outcome in executor.run(execute, tasks, gpus):
+                        counts[manifest.add(todo[i], backend, outcome)["status"]] += 1
+                        bar.update()
+                        bar.set_postfix(done=counts["done"], failed=counts["failed"], left=bar.total - bar.n)
+        finally:
+            manifest.write_summary(runs)
+        result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
+    if progress:
+        print(result.table(), file=sys.stderr)
+    return result
+
+
+def read_manifest(folder: str | Path) -> pd.DataFrame:
+    """The current design's runs, one row each, with the :data:`COLUMNS` (params as a dict); up to date
+    even while the sweep runs or after it was killed (the log overrides the summary)."""
+    folder = Path(folder)
+    if not (folder / "manifest.parquet").is_file():
+        raise FileNotFoundError(f"{folder}: not a sweep folder (no manifest.parquet)")
+    summary = pd.read_parquet(folder / "manifest.parquet")
+    latest, _ = _read_log(folder / "manifest.jsonl")
+    records = []
+    for row in summary.to_dict("records"):
+        record = row | latest.get(row["run_id"], {}) | {"params": json.loads(row["params"])}
+        records.append({**record, "status": _status(record, folder / "runs")})
+    return pd.DataFrame(records, columns=COLUMNS)
+
+
+# ── the worker ────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a worker needs for one run (pickled to it): the resolved scenario and where to write."""
+
+    run_id: str
+    scenario: Scenario
+    runs_dir: str
+    runner: Runner
+    figures: bool = False
+
+
+def execute(task: Task) -> dict[str, Any]:
+    """Run one sweep run in a private temporary folder, rename it into place, return a small record."""
+    pid = os.getpid()
+    final = Path(task.runs_dir) / task.run_id
+    scratch = final.with_name(f".tmp-{task.run_id}-{pid}")  # the runner's own temporaries go here too
+    record = {"run_id": task.run_id, "status": "done", "error": None, "traceback": None,
+              "started": time.time(), "host": socket.gethostname(), "pid": pid}  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        runner = _resolve(task.runner)
+        shutil.rmtree(scratch, ignore_errors=True)  # left by a dead process that had the same pid
+        scratch.mkdir()
+        t0 = time.perf_counter()  # run_s is the run itself; started/finished also cover imports
+        with _one_thread():
+            runner(task.scenario, scratch / "run", progress=False, summary=task.figures)
+        _publish(scratch / "run", final)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        record |= {"status": "failed", "error": f"{type(err).__name__}: {first}", "traceback": traceback.format_exc()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return record | {"run_s": time.perf_counter() - t0, "finished": time.time()}
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread per run: the sweep's parallelism is across runs, and torch's parallel reductions
+    sum in an order that depends on the thread count, so this keeps a run's numbers the same on every
+    backend."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _resolve(runner: Runner) -> Callable[..., Any]:
+    if callable(runner):
+        return runner
+    module, _, name = runner.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    try:
+        tmp.rename(final)
+    except OSError:
+        # A worker left over from a killed invocation finished the same run first: same id, same content.
+        if not (final.is_dir() and any(final.iterdir())):
+            raise
+
+
+# ── the driver ────────────────────────────────────────────────────────────────────────────────────────
+
+
+class _Manifest:
+    """The sweep's memory: an append-only log of outcomes and a summary rewritten from it.
+
+    Each outcome is one ``write`` of one line, flushed and fsynced: a killed driver leaves whole lines, and a
+    finished run's line survives a crash. A torn last line (power loss mid-write) is dropped on opening.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        path = folder / "manifest.jsonl"
+        self.latest, whole = _read_log(path)
+        if not whole:
+            _write_atomic(path, "".join(json.dumps(r, default=str) + "\n" for r in self.latest.values()))
+        self._log = open(path, "a")  # opened after any repair, so it appends to the file that stays
+
+    def add(self, run: Run, backend: str | None, outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+        """Log an outcome: the run's place in the design and what its worker reported (or why it died)."""
+        if isinstance(outcome, BaseException):  # the worker itself failed: killed, or unreachable
+            outcome = {"status": "failed", "error": f"{type(outcome).__name__}: {outcome}"}
+        elif outcome["status"] == "done" and not (self.folder / "runs" / run.id).is_dir():
+            where = f"{outcome.get('host')}:{self.folder / 'runs' / run.id}"
+            outcome |= {"status": "failed", "error": f"written to {where}, which this machine cannot see; "
+                        "a cluster's workers need the sweep folder on shared storage"}  # fmt: skip
+        record = {"run_id": run.id, "point": run.point, "replication": run.replication, "seed": run.seed,
+                  "params": run.params, "backend": backend} | outcome  # fmt: skip
+        self._log.write(json.dumps(record, default=str) + "\n")
+        self._log.flush()
+        os.fsync(self._log.fileno())
+        self.latest[run.id] = record
+        return record
+
+    def recover(self, runs: list[Run]) -> list[Run]:
+        """The runs still to do. A run folder with no "done" line (the driver died between a worker's
+        rename and the log write) is complete by construction, so it is logged as done, not redone."""
+        todo = []
+        for run in runs:
+            if not (self.folder / "runs" / run.id).is_dir():
+                todo.append(run)
+            elif self.latest.get(run.id, {}).get("status") != "done":
+                self.add(run, None, {"status": "done", "error": None, "recovered": True})
+        return todo
+
+    def records(self, runs: list[Run]) -> list[dict[str, Any]]:
+        """One record per run of the design, with the :data:`COLUMNS`."""
+        records = []
+        for run in runs:
+            record = {"run_id": run.id, "point": run.point, "replication": run.replication, "seed": run.seed,
+                      "params": run.params} | self.latest.get(run.id, {})  # fmt: skip
+            records.append({k: record.get(k) for k in COLUMNS} | {"status": _status(record, self.folder / "runs")})
+        return records
+
+    def write_summary(self, runs: list[Run]) -> None:
+        frame = pd.DataFrame(self.records(runs), columns=COLUMNS)
+        frame["params"] = frame["params"].map(json.dumps)
+        tmp = self.folder / f".manifest.parquet.tmp-{os.getpid()}"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, self.folder / "manifest.parquet")
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def _read_log(path: Path) -> tuple[dict[str, dict[str, Any]], bool]:
+    """The latest record of each run in the log, and whether the log is whole (no torn line)."""
+    latest: dict[str, dict[str, Any]] = {}
+    text = path.read_text() if path.exists() else ""
+    whole = not text or text.endswith("\n")
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            whole = False
+            continue
+        latest[record["run_id"]] = record
+    return latest, whole
+
+
+def _status(record: dict[str, Any], runs_dir: Path) -> str:
+    if (runs_dir / record["run_id"]).is_dir():
+        return "done"
+    return "failed" if record.get("status") == "failed" else "pending"
+
+
+def _clean_temporaries(runs_dir: Path) -> None:
+    """Remove half-written runs left by killed workers: hidden folders whose writer (the pid that ends the
+    name) is gone. A live writer's folder is left alone, since it may be renamed into place any moment."""
+    for entry in runs_dir.iterdir():
+        digits = entry.name[len(entry.name.rstrip("0123456789")) :]
+        if entry.name.startswith(".") and entry.is_dir() and not (digits and _alive(int(digits))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process other than this one (a zombie has finished running)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust the signal check
+        return True
+
+
+@contextlib.contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    with open(folder / "sweep.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{folder}: another sweep is running in this folder") from None
+        yield  # closing the file releases the lock, as does the death of this process
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _label(params: dict[str, Any]) -> str:
+    """``synthetic=0.9, network={"kind":"ring"}``: each path's last name, unless two paths share it."""
+    last = [k.rsplit(".", 1)[-1] for k in params]
+    names = [short if last.count(short) == 1 else k for k, short in zip(params, last, strict=True)]
+    values = [json.dumps(v, separators=(",", ":")) for v in params.values()]
+    return ", ".join(f"{k}={v}" for k, v in zip(names, values, strict=True)) or "(the base scenario)"

@@ -1,0 +1,63 @@
+"""Executors: every task comes back exactly once, errors come back as values, a dead worker is reported."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from ecosystem.executors import ProcessExecutor, RayExecutor, SerialExecutor, WorkerDied, make_executor
+
+TASKS = [4.0, 9.0, -1.0, 16.0, 25.0]  # math.sqrt raises ValueError on -1
+
+
+def check_outcomes(outcomes: list) -> None:
+    assert sorted(i for i, _ in outcomes) == list(range(len(TASKS)))
+    results = dict(outcomes)
+    assert isinstance(results[2], ValueError)
+    assert [results[i] for i in (0, 1, 3, 4)] == [2.0, 3.0, 4.0, 5.0]
+
+
+def die_on_three(x: int) -> int:
+    """Kills its own worker process for task 3, as an out-of-memory kill would."""
+    if x == 3:
+        os._exit(9)
+    return x * x
+
+
+def test_serial_runs_in_order_and_returns_errors():
+    with SerialExecutor() as ex:
+        outcomes = list(ex.run(math.sqrt, TASKS))
+    check_outcomes(outcomes)
+    assert [i for i, _ in outcomes] == list(range(len(TASKS)))
+
+
+def test_process_pool_returns_every_task_and_survives_a_dead_worker():
+    with ProcessExecutor(workers=2) as ex:
+        check_outcomes(list(ex.run(math.sqrt, TASKS)))
+        outcomes = dict(ex.run(die_on_three, list(range(8))))
+    assert sorted(outcomes) == list(range(8))
+    assert isinstance(outcomes[3], WorkerDied)
+    # At most the other task in flight dies with it; every task after the crash runs on a fresh pool.
+    lost = [i for i, r in outcomes.items() if isinstance(r, WorkerDied)]
+    assert len(lost) <= 2
+    assert all(outcomes[i] == i * i for i in range(8) if i not in lost)
+    assert all(outcomes[i] == i * i for i in range(5, 8))
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend: must be one of process, ray, serial, got 'dask'"):
+        make_executor("dask")
+
+
+def test_ray_returns_every_task_and_errors():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with RayExecutor() as ex:
+            assert ex.workers == 2 and not ex.has_gpu
+            check_outcomes(list(ex.run(math.sqrt, TASKS, gpus=[0.25] * len(TASKS))))
+        assert ray.is_initialized()  # it joined the running Ray, so it leaves it running
+    finally:
+        ray.shutdown()
