@@ -143,3 +143,33 @@ def test_default_model_runs():
     model = EcosystemModel()
     model.step()
     assert np.isfinite(model.summary["nll"])
+
+
+def test_verifier_curates_synthetic_data():
+    # Feng et al. 2024: keep correct synthetic items w.p. φ and wrong ones w.p. ψ. A heavily smoothed bigram
+    # writes many invalid sequences, so the filter has something to remove.
+    def run(keep_wrong: float):
+        raw = tiny(world={"kind": "topic_markov", "vocab": 16, "concepts": 2, "seq_len": 8, "heldout": 16},
+                   communities=[{"name": "a", "authors": 2, "rate": 10}],
+                   developers={"count": 4, "family": {"kind": "ngram", "smoothing": 2.0},
+                               "train": {"samples": 400}, "publish": {"samples": 400},
+                               "data": {"synthetic": 1.0,
+                                        "verifier": {"keep_correct": 1.0, "keep_wrong": keep_wrong}}})
+        model = EcosystemModel(validate_scenario(raw))
+        model.step()
+        model.step()
+        return model
+
+    model = run(0.0)
+    verified = model.pool.column("verified")
+    published = np.concatenate([model.pool.where(author_kind=MODEL, step=1)])
+    assert 0.2 < verified[published].mean() < 0.9  # the models do write wrong items
+    for dev in model.developers:
+        assert verified[dev.train_idx].all()
+    half = run(0.5)
+    verified = half.pool.column("verified")
+    wrong_written = (~verified[half.pool.where(author_kind=MODEL, step=1)]).mean()
+    kept = np.concatenate([d.train_idx for d in half.developers])
+    wrong_kept = (~verified[kept]).mean()
+    expected = 0.5 * wrong_written / (1 - 0.5 * wrong_written)  # wrong share after keeping half of them
+    assert abs(wrong_kept - expected) < 4 * np.sqrt(expected * (1 - expected) / len(kept))
