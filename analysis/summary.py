@@ -13,6 +13,8 @@ PANELS = (
     ("nll", "held-out human NLL (nats/item)"),
     ("homogenization", "homogenization (mean pairwise divergence)"),
     ("variance", "model variance (diversity)"),
+    ("validity", "validity of samples (share correct)"),
+    ("levenshtein", "diversity of samples (Levenshtein)"),
     ("train_synthetic_share", "synthetic share of training data"),
 )
 

@@ -24,6 +24,7 @@ from ecosystem.pool import HUMAN, MODEL, ContentPool
 from ecosystem.scenario import TOKEN_WORLDS, Scenario
 from ecosystem.seeding import Seeds, resolve_device
 from ecosystem.worlds import Batch, build_world
+from ecosystem.worlds.communities import concept_weights
 
 POOL_METRICS = ("pool_size", "pool_synthetic_share", "pool_lineage_depth")
 TRAIN_METRICS = ("train_synthetic_share", "train_lineage_depth", "train_size")
@@ -57,7 +58,7 @@ class EcosystemModel(mesa.Model):
         self.heldout = self.world.heldout()
 
         self.public = self._add_human(self.world.public(), step=0)
-        weights = self.world_concept_weights()
+        weights = concept_weights(scenario.communities, self.world.n_concepts).numpy()  # (K, C)
         for k, community in enumerate(scenario.communities):
             for _ in range(community.authors):
                 HumanAuthor(self, k, weights[k], community.rate)
@@ -189,12 +190,6 @@ class EcosystemModel(mesa.Model):
         if self.scenario.world.kind not in TOKEN_WORLDS:
             return True
         return self.world.verify(items).cpu().numpy()
-
-    def world_concept_weights(self) -> np.ndarray:
-        from ecosystem.worlds.communities import concept_weights
-
-        n_concepts = self.world.n_concepts
-        return concept_weights(self.scenario.communities, n_concepts).numpy()
 
     def agent_names(self) -> list[str]:
         """Per-developer metric names, in column order."""
