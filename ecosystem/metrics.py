@@ -20,6 +20,7 @@ from ecosystem.worlds.base import Batch, World
 
 TOKEN_METRICS = ("perplexity", "validity", "entropy", "distinct_2", "levenshtein", "unique_fraction", "coverage")
 LEVENSHTEIN_SAMPLES = 32  # samples per developer compared pairwise (496 pairs)
+TOKEN_PROBES = 64  # held-out sequences on which language models' next-token distributions are compared
 
 
 def names(world: World, family: Family, communities: list[str]) -> list[str]:
@@ -47,7 +48,15 @@ def measure(
         out |= _tokens(world, family, state, samples, out["nll"])
     else:
         out |= _closed_form(world, family, state)
-    return out, family.divergence(state, heldout.items)
+    return out, family.divergence(state, probe(heldout.items, world))
+
+
+def probe(items: torch.Tensor, world: World) -> torch.Tensor:
+    """The fixed probe set for homogenization: every held-out item for vector worlds; for token worlds at most
+    ``TOKEN_PROBES`` sequences, evenly spaced so that every community is represented (the JSD costs N²·P·T·V)."""
+    if world.dtype != torch.int64 or len(items) <= TOKEN_PROBES:
+        return items
+    return items[torch.linspace(0, len(items) - 1, TOKEN_PROBES, device=items.device).long()]
 
 
 def _closed_form(world: World, family: Family, state: object) -> dict[str, torch.Tensor]:

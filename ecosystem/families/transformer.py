@@ -1,0 +1,442 @@
+"""Tiny causal transformer language models, batched over developers.
+
+Every developer owns a GPT (Radford et al., "Language models are unsupervised multitask learners", 2019),
+laid out as in Karpathy's nanoGPT ``model.py``: token and position embeddings, ``layers`` pre-LayerNorm
+blocks of causal self-attention (``heads`` heads) and a 4x GELU MLP, a final LayerNorm and an untied linear
+head over the ``V`` tokens (the extra embedding row ``V`` is BOS, read but never predicted). No biases.
+
+All developers' weights are stacked along a leading developer dimension ``N`` and applied with batched
+matmuls (``torch.bmm``), so one kernel call serves a whole block of developers. Training runs one AdamW
+(Loshchilov & Hutter, ICLR 2019) over the stacked weights; the developers' parameters are disjoint and AdamW
+is elementwise, so this is exactly N separate optimizers (``looped.py`` is that reference, and the tests
+hold the two to the same numbers).
+
+Memory is what makes batching slow on CPU (shared/design.md, performance notes): a tensor above glibc's
+mmap threshold is mapped and unmapped on every step, and a freed heap is trimmed, so each step pays page
+faults. Hence developers go through in blocks whose widest activation stays within a 16 MiB chunk, the
+allocator is asked to keep freed memory (``keep_freed_memory``), and the LM head and its cross-entropy are
+fused (``_HeadLoss``) so the V-wide logits of a whole block never exist at once. On the 2-core CPU, for
+N = 64 tiny models, page faults had taken a third of a step and the unfused head a further tenth; blocks of
+64–256 beat blocks of 16 by ~20% (``python benchmarks/train_batched.py --blocks 16,32,64,128``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from ecosystem.families.ngram import (
+    chunk_elements,
+    force_prompt,
+    pairwise_jsd,
+    sample_next,
+    shift_right,
+    uniforms,
+)
+from ecosystem.scenario import TrainSpec, TransformerFamilySpec
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse rather than give it back to the kernel (mallopt(3)).
+
+    A training step allocates and frees megabytes of activations per block of developers; by default glibc
+    unmaps large blocks and trims the heap, so every step pays page faults to get the memory back (a third
+    of the step at N = 64 on the 2-core CPU, measured with benchmarks/train_batched.py). Blocks up to 32 MiB
+    come from the heap, which keeps up to 1 GiB of free memory. Process-wide; a no-op without glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+@dataclass
+class TransformerState:
+    """The stacked weights of N developers' models; matrices are ``(in, out)``, used as ``x @ W``."""
+
+    wte: torch.Tensor  # (N, V+1, C) token embeddings, row V = BOS
+    wpe: torch.Tensor  # (N, T, C) position embeddings
+    ln_1: torch.Tensor  # (N, L, C) LayerNorm gains before attention
+    c_attn: torch.Tensor  # (N, L, C, 3C) query, key, value projections
+    attn_proj: torch.Tensor  # (N, L, C, C)
+    ln_2: torch.Tensor  # (N, L, C) LayerNorm gains before the MLP
+    c_fc: torch.Tensor  # (N, L, C, 4C)
+    mlp_proj: torch.Tensor  # (N, L, 4C, C)
+    ln_f: torch.Tensor  # (N, C)
+    lm_head: torch.Tensor  # (N, C, V)
+
+    @property
+    def n(self) -> int:
+        return self.wte.shape[0]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def select(self, index: slice | int) -> TransformerState:
+        """The developers ``index`` (a slice keeps the leading dimension, an int drops it)."""
+        return TransformerState(**{k: v[index] for k, v in self.tensors().items()})
+
+    @staticmethod
+    def stack(parts: list[TransformerState]) -> TransformerState:
+        """Concatenate blocks of developers (detached)."""
+        names = parts[0].tensors()
+        return TransformerState(**{k: torch.cat([getattr(p, k).detach() for p in parts]) for k in names})
+
+    def where(self, keep: torch.Tensor, other: TransformerState) -> TransformerState:
+        """Developer-wise choice: this state's weights where ``keep (N,)`` is true, ``other``'s elsewhere."""
+        return TransformerState(
+            **{
+                k: torch.where(keep.view(-1, *[1] * (v.dim() - 1)), v, getattr(other, k))
+                for k, v in self.tensors().items()
+            }
+        )
+
+
+def parameter_count(spec: TransformerFamilySpec, vocab_size: int, seq_len: int) -> int:
+    """Weights of one developer's model."""
+    c, v = spec.d_model, vocab_size
+    return (v + 1) * c + seq_len * c + spec.layers * (12 * c * c + 2 * c) + c + c * v
+
+
+def adamw(params: list[torch.Tensor], lr: float) -> torch.optim.AdamW:
+    """AdamW with torch's defaults (β = (0.9, 0.999), weight decay 0.01 on every weight), fused into one
+    kernel where the device supports it; the batched family and the looped reference share it."""
+    return torch.optim.AdamW(params, lr=lr, fused=True)
+
+
+# ── the batched model: functions of the stacked weights ───────────────────────────────────────────────
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Each developer's ``x @ W``: ``x (n, B, S, Cin)``, ``w (n, Cin, Cout)`` → ``(n, B, S, Cout)``."""
+    n, b, s, _ = x.shape
+    return torch.bmm(x.reshape(n, b * s, -1), w).view(n, b, s, -1)
+
+
+def _layer_norm(x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """LayerNorm of ``x (n, B, S, C)`` with each developer's gain ``(n, C)``."""
+    return F.layer_norm(x, x.shape[-1:]) * gain[:, None, None, :]
+
+
+def _block(
+    p: TransformerState, layer: int, x: torch.Tensor, heads: int, cache: torch.Tensor | None, t0: int
+) -> torch.Tensor:
+    """One pre-LN transformer block on ``x (n, B, S, C)`` at positions ``t0 .. t0+S-1``.
+
+    Without a cache the block sees the whole sequence under a causal mask; with ``cache (L, 2, n, B, H,
+    T, hs)`` it stores this step's keys and values and attends to every position so far (decoding).
+    """
+    n, b, s, c = x.shape
+    qkv = _linear(_layer_norm(x, p.ln_1[:, layer]), p.c_attn[:, layer])  # (n, B, S, 3C)
+    q, k, v = (z.view(n, b, s, heads, c // heads).transpose(2, 3) for z in qkv.split(c, dim=-1))
+    if cache is not None:  # each (n, B, H, S, hs)
+        cache[layer, 0, ..., t0 : t0 + s, :] = k
+        cache[layer, 1, ..., t0 : t0 + s, :] = v
+        k, v = cache[layer, 0, ..., : t0 + s, :], cache[layer, 1, ..., : t0 + s, :]  # (n, B, H, t0+S, hs)
+    # SDPA is faster on 4-D (batch, heads, time, head size) than with the extra developer dimension.
+    y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=cache is None)
+    y = y.view(n, b, heads, s, c // heads)  # (n, B, H, S, hs)
+    x = x + _linear(y.transpose(2, 3).reshape(n, b, s, c), p.attn_proj[:, layer])
+    h = F.gelu(_linear(_layer_norm(x, p.ln_2[:, layer]), p.c_fc[:, layer]))  # (n, B, S, 4C)
+    return x + _linear(h, p.mlp_proj[:, layer])
+
+
+def hidden(
+    p: TransformerState, inputs: torch.Tensor, heads: int, cache: torch.Tensor | None = None, t0: int = 0
+) -> torch.Tensor:
+    """Final hidden states ``(n, B, S, C)`` (after the last LayerNorm) of ``inputs (n, B, S)`` (BOS first)
+    at positions ``t0 ..``."""
+    n, _, s = inputs.shape
+    rows, c = p.wte.shape[1:]
+    offset = torch.arange(n, device=inputs.device).view(n, 1, 1) * rows  # each developer's own table
+    x = F.embedding(inputs + offset, p.wte.reshape(n * rows, c))  # (n, B, S, C)
+    x = x + p.wpe[:, None, t0 : t0 + s]  # (n, B, S, C)
+    for layer in range(p.ln_1.shape[1]):
+        x = _block(p, layer, x, heads, cache, t0)
+    return _layer_norm(x, p.ln_f)
+
+
+def forward(
+    p: TransformerState, inputs: torch.Tensor, heads: int, cache: torch.Tensor | None = None, t0: int = 0
+) -> torch.Tensor:
+    """Next-token logits ``(n, B, S, V)`` of ``inputs (n, B, S)`` (BOS first) at positions ``t0 ..``."""
+    return _linear(hidden(p, inputs, heads, cache, t0), p.lm_head)
+
+
+def token_losses(p: TransformerState, tokens: torch.Tensor, heads: int) -> torch.Tensor:
+    """−log p(x_t | x_<t) of every token of ``tokens (n, B, T)``: ``(n, B, T)``."""
+    logits = forward(p, shift_right(tokens, p.wte.shape[1] - 1), heads).float()  # (n, B, T, V)
+    return F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none").view(tokens.shape)
+
+
+class _HeadLoss(torch.autograd.Function):
+    """Each developer's mean next-token cross-entropy through the LM head, its gradient made in the same pass.
+
+    ``h (n, M, C)`` final hidden states, ``w (n, C, V)`` head weights, ``target (n, M)`` → ``(n,)``. The
+    gradient of a mean cross-entropy with respect to the logits is (softmax − onehot) / M (Bishop, "Pattern
+    recognition and machine learning", 2006, §4.3.4), so ``chunk`` developers at a time the V-wide logits
+    are made, turned into that gradient in place and multiplied back into the gradients of ``h`` and ``w``
+    while they are still in cache, instead of being written out for the whole block and read twice more by
+    a separate softmax and its backward pass.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
+        loss = h.new_empty(h.shape[0])
+        grad_h, grad_w = torch.empty_like(h), torch.empty_like(w)
+        for i0, i1 in _spans(h.shape[0], chunk):
+            t = target[i0:i1, :, None]  # (k, M, 1)
+            z = torch.bmm(h[i0:i1], w[i0:i1])  # (k, M, V) logits
+            z -= z.amax(-1, keepdim=True)  # shifted for a stable exp
+            z_t = z.gather(-1, t)  # (k, M, 1)
+            total = z.exp_().sum(-1, keepdim=True)  # (k, M, 1)
+            loss[i0:i1] = (total.log() - z_t).mean((1, 2))
+            z.div_(total).scatter_add_(-1, t, torch.full_like(z_t, -1.0))  # softmax − onehot
+            torch.bmm(z, w[i0:i1].transpose(1, 2), out=grad_h[i0:i1])  # (k, M, C)
+            torch.bmm(h[i0:i1].transpose(1, 2), z, out=grad_w[i0:i1])  # (k, C, V)
+        ctx.save_for_backward(grad_h, grad_w)
+        return loss
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        grad_h, grad_w = ctx.saved_tensors
+        scale = grad[:, None, None] / grad_h.shape[1]  # (n, 1, 1): the mean over M tokens
+        # In place (autograd's version check refuses a second backward through the scaled tensors).
+        return grad_h.mul_(scale), grad_w.mul_(scale), None, None
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Mixed precision for a bfloat16 family (weights and optimizer stay float32); float32 runs as is."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def _spans(n: int, block: int) -> list[tuple[int, int]]:
+    return [(i, min(i + block, n)) for i in range(0, n, block)]
+
+
+class Trainer:
+    """Training of all developers at once: one AdamW over their stacked weights, split into blocks.
+
+    ``step(tokens (N, B, T))`` takes one optimizer step of every developer on its own batch and returns
+    each developer's mean token loss before the step ``(N,)``; ``state()`` gives the weights.
+    """
+
+    def __init__(self, family: TransformerFamily, state: TransformerState) -> None:
+        self.heads, self.dtype = family.spec.heads, family.compute_dtype
+        self.head_chunk = family.head_chunk
+        self.spans = _spans(state.n, family.block)
+        self.blocks = [
+            TransformerState(
+                **{k: v.detach().clone().requires_grad_() for k, v in state.select(slice(*s)).tensors().items()}
+            )
+            for s in self.spans
+        ]
+        self.optimizer = adamw([w for blk in self.blocks for w in blk.tensors().values()], family.train.lr)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        losses = []
+        for (n0, n1), params in zip(self.spans, self.blocks, strict=True):
+            x = tokens[n0:n1]  # (nb, B, T)
+            with _autocast(x.device, self.dtype):
+                h = hidden(params, shift_right(x, params.wte.shape[1] - 1), self.heads)  # (nb, B, T, C)
+            loss = _HeadLoss.apply(h.flatten(1, 2).float(), params.lm_head, x.flatten(1), self.head_chunk)  # (nb,)
+            # Each developer's weights get the gradient of its own mean loss only.
+            loss.sum().backward()
+            losses.append(loss.detach())
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return torch.cat(losses)
+
+    def state(self) -> TransformerState:
+        return TransformerState.stack(self.blocks)
+
+
+def draw_batches(weights: torch.Tensor, steps: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of each developer's training items, ``(N, steps, batch)``, drawn ∝ ``weights (N, B)`` with
+    replacement, all up front (a developer with no data draws uniformly and is discarded later)."""
+    n = weights.shape[0]
+    usable = torch.where((weights > 0).any(1, keepdim=True), weights, torch.ones_like(weights)).float()
+    return torch.multinomial(usable, steps * batch, replacement=True, generator=generator).view(n, steps, batch)
+
+
+class TransformerFamily:
+    """Tiny causal LMs of every developer, trained and sampled together."""
+
+    kind = "transformer"
+
+    def __init__(
+        self,
+        spec: TransformerFamilySpec,
+        vocab_size: int,
+        seq_len: int,
+        train: TrainSpec,
+        device: torch.device,
+    ) -> None:
+        self.spec, self.train, self.device = spec, train, torch.device(device)
+        self.vocab_size, self.seq_len = vocab_size, seq_len
+        self.compute_dtype = getattr(torch, spec.dtype)
+        self.chunk = chunk_elements(self.device)
+        tokens = train.batch * seq_len  # per developer and training step
+        # Developers per training block: the widest activation, the MLP's (nb, B, T, 4C), within a chunk.
+        self.block = max(1, self.chunk // (tokens * 4 * spec.d_model))
+        # Developers whose logits the fused head loss makes at once: on CPU 2 MiB, the cores' L2 caches.
+        head_elements = 1 << 19 if self.device.type == "cpu" else self.chunk
+        self.head_chunk = max(1, head_elements // (tokens * vocab_size))
+        if self.device.type == "cpu":
+            keep_freed_memory()
+
+    def init(self, n: int, generator: torch.Generator) -> TransformerState:
+        """GPT-2 initialisation as in nanoGPT: N(0, 0.02) weights, residual projections scaled by
+        1/√(2L), unit LayerNorm gains."""
+        c, layers, v = self.spec.d_model, self.spec.layers, self.vocab_size
+
+        def normal(*shape: int, std: float = 0.02) -> torch.Tensor:
+            return torch.randn((n, *shape), generator=generator, device=self.device) * std
+
+        def ones(*shape: int) -> torch.Tensor:
+            return torch.ones((n, *shape), device=self.device)
+
+        residual = 0.02 / math.sqrt(2 * layers)
+        return TransformerState(
+            wte=normal(v + 1, c),
+            wpe=normal(self.seq_len, c),
+            ln_1=ones(layers, c),
+            c_attn=normal(layers, c, 3 * c),
+            attn_proj=normal(layers, c, c, std=residual),
+            ln_2=ones(layers, c),
+            c_fc=normal(layers, c, 4 * c),
+            mlp_proj=normal(layers, 4 * c, c, std=residual),
+            ln_f=ones(c),
+            lm_head=normal(c, v),
+        )
+
+    def trainer(self, state: TransformerState) -> Trainer:
+        return Trainer(self, state)
+
+    def fit(
+        self,
+        state: TransformerState,
+        items: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator,
+    ) -> TransformerState:
+        return self.train_losses(state, items, weights, generator)[0]
+
+    def train_losses(
+        self,
+        state: TransformerState,
+        items: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator,
+    ) -> tuple[TransformerState, torch.Tensor]:
+        """``fit``, also returning each developer's loss at every step ``(N, steps)``.
+
+        ``train.steps`` steps of ``train.batch`` sequences of ``items (N, B, T)`` drawn ∝ ``weights (N, B)``,
+        from the previous weights or, with ``train.from_scratch``, from fresh ones; a developer without data
+        keeps its previous model.
+        """
+        n, _, t = items.shape
+        start = self.init(n, generator) if self.train.from_scratch else state
+        order = draw_batches(weights, self.train.steps, self.train.batch, generator)  # (N, steps, batch)
+        trainer = self.trainer(start)
+        losses = []
+        for s in range(self.train.steps):
+            tokens = items.gather(1, order[:, s, :, None].expand(-1, -1, t))  # (N, batch, T)
+            losses.append(trainer.step(tokens))
+        active = (weights > 0).any(1)  # (N,)
+        return trainer.state().where(active, state), torch.stack(losses, dim=1)
+
+    def sample(
+        self,
+        state: TransformerState,
+        k: int,
+        generator: torch.Generator,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        prompts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``k`` sequences per developer ``(N, k, T)``; ``prompts (N, k, Tp)`` fixes their first tokens."""
+        u = uniforms(state.n, k, self.seq_len, generator)
+        return self._decode(state, u, temperature, top_p, prompts)
+
+    @torch.no_grad()
+    def _decode(
+        self,
+        state: TransformerState,
+        u: torch.Tensor,
+        temperature: float,
+        top_p: float,
+        prompts: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Autoregressive decoding with a key/value cache, a chunk of developers at a time."""
+        n, k, t_len = u.shape
+        c, heads, layers = self.spec.d_model, self.spec.heads, self.spec.layers
+        out = torch.empty((n, k, t_len), dtype=torch.long, device=u.device)
+        per_developer = k * max(2 * layers * t_len * c, self.vocab_size, 4 * c)  # the cache or one step's logits
+        for n0, n1 in _spans(n, max(1, self.chunk // per_developer)):
+            p = state.select(slice(n0, n1))
+            cache = torch.empty((layers, 2, n1 - n0, k, heads, t_len, c // heads), device=u.device)
+            token = torch.full((n1 - n0, k), self.vocab_size, dtype=torch.long, device=u.device)  # BOS
+            for t in range(t_len):
+                with _autocast(u.device, self.compute_dtype):
+                    logits = forward(p, token[:, :, None], heads, cache, t)[:, :, 0].float()  # (nb, k, V)
+                prompt = None if prompts is None else prompts[n0:n1]
+                token = force_prompt(sample_next(logits, u[n0:n1, :, t], temperature, top_p), prompt, t)
+                out[n0:n1, :, t] = token
+        return out
+
+    def _item_chunk(self, n: int) -> int:
+        """Sequences per developer per chunk so that the largest activation stays within ``self.chunk``."""
+        width = max(self.vocab_size, 4 * self.spec.d_model)
+        return max(1, self.chunk // (n * self.seq_len * width))
+
+    @torch.no_grad()
+    def log_prob(self, state: TransformerState, items: torch.Tensor) -> torch.Tensor:
+        """Σ_t log p(x_t | x_<t) of ``items (N, B, T)`` under each developer's model: ``(N, B)``."""
+        out = torch.empty(items.shape[:2], device=items.device)
+        for n0, n1 in _spans(state.n, self.block):
+            p = state.select(slice(n0, n1))
+            for b0, b1 in _spans(items.shape[1], self._item_chunk(n1 - n0)):
+                with _autocast(items.device, self.compute_dtype):
+                    losses = token_losses(p, items[n0:n1, b0:b1], self.spec.heads)  # (nb, b, T)
+                out[n0:n1, b0:b1] = -losses.sum(-1)
+        return out
+
+    @torch.no_grad()
+    def next_token_probs(self, state: TransformerState, probe: torch.Tensor) -> torch.Tensor:
+        """Each developer's next-token distribution at each position of ``probe (P, T)``: ``(N, P, T, V)``."""
+        p_len = probe.shape[0]
+        out = torch.empty((state.n, *probe.shape, self.vocab_size), device=probe.device)
+        for n0, n1 in _spans(state.n, self.block):
+            p = state.select(slice(n0, n1))
+            for b0, b1 in _spans(p_len, self._item_chunk(n1 - n0)):
+                inputs = shift_right(probe[b0:b1], self.vocab_size).expand(n1 - n0, -1, -1)  # (nb, b, T)
+                with _autocast(probe.device, self.compute_dtype):
+                    logits = forward(p, inputs, self.spec.heads).float()  # (nb, b, T, V)
+                out[n0:n1, b0:b1] = torch.softmax(logits, dim=-1)
+        return out
+
+    def divergence(self, state: TransformerState, probe: torch.Tensor) -> torch.Tensor:
+        """Mean over the positions of ``probe (P, T)`` of the pairwise JSD of next-token distributions,
+        a chunk of probe sequences at a time so that memory stays bounded for any N."""
+        p_len, t_len = probe.shape
+        chunk = max(1, self.chunk // (state.n * t_len * self.vocab_size))
+        out = torch.zeros((state.n, state.n), device=probe.device)
+        for b0, b1 in _spans(p_len, chunk):
+            probs = self.next_token_probs(state, probe[b0:b1]).flatten(1, 2)  # (N, b·T, V)
+            weights = torch.full(probs.shape[1:2], 1.0 / (p_len * t_len), device=probe.device)
+            out += pairwise_jsd(probs, weights, self.chunk)
+        return out

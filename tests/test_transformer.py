@@ -1,0 +1,209 @@
+"""The batched transformer family: equal to the one-model-at-a-time reference, normalised, sampling
+controls, JSD homogenization, and learning a tiny Markov source."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from ecosystem.families import ngram, transformer
+from ecosystem.families.looped import LoopedTransformerFamily
+from ecosystem.families.ngram import NgramFamily, NgramState, shift_right
+from ecosystem.families.transformer import TransformerFamily, TransformerState, forward, parameter_count
+from ecosystem.scenario import NgramFamilySpec, TrainSpec, TransformerFamilySpec
+
+CPU = torch.device("cpu")
+VOCAB, SEQ_LEN = 5, 6
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def families(
+    layers: int = 1, steps: int = 6, from_scratch: bool = False, device: torch.device = CPU
+) -> tuple[TransformerFamily, LoopedTransformerFamily]:
+    spec = TransformerFamilySpec(d_model=16, layers=layers, heads=2)
+    train = TrainSpec(steps=steps, batch=4, lr=1e-2, from_scratch=from_scratch)
+    batched = TransformerFamily(spec, VOCAB, SEQ_LEN, train, device)
+    batched.block, batched.head_chunk = 3, 2  # several blocks and head chunks, some of them partial
+    return batched, LoopedTransformerFamily(spec, VOCAB, SEQ_LEN, train, device)
+
+
+def markov_source(n: int, vocab: int = VOCAB, seq_len: int = SEQ_LEN) -> tuple[NgramFamily, NgramState]:
+    """A tiny hand-made chain: mostly 0 → 1 → 2 → …, sometimes any token; the first token uniform."""
+    table = torch.full((vocab + 1, vocab), 0.1 / (vocab - 1))
+    table[torch.arange(vocab), (torch.arange(vocab) + 1) % vocab] = 0.9
+    table[vocab] = 1 / vocab
+    fam = NgramFamily(NgramFamilySpec(order=2), vocab, seq_len, TrainSpec(), CPU)
+    return fam, NgramState(table.log().expand(n, -1, -1))
+
+
+def data(n: int, b: int = 16, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    fam, source = markov_source(n)
+    items = fam.sample(source, b, gen(seed))  # (N, B, T)
+    weights = torch.rand(n, b, generator=gen(seed)) + 0.1
+    weights[1] = 0.0  # a developer without data keeps its previous model
+    return items, weights
+
+
+def close(a: TransformerState, b: TransformerState, atol: float = 1e-5) -> bool:
+    return all(torch.allclose(x, y, atol=atol) for x, y in zip(a.tensors().values(), b.tensors().values(), strict=True))
+
+
+def test_parameter_count_matches_the_state() -> None:
+    fam, _ = families(layers=2)
+    state = fam.init(3, gen())
+    assert sum(t[0].numel() for t in state.tensors().values()) == parameter_count(fam.spec, VOCAB, SEQ_LEN)
+    default = TransformerFamilySpec()
+    assert parameter_count(default, 720, 16) == 59_008  # the benchmark's ~60k-weight model
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("from_scratch", [False, True])
+def test_batched_training_matches_looped_reference(layers: int, from_scratch: bool) -> None:
+    batched, looped = families(layers, from_scratch=from_scratch)
+    previous = batched.init(5, gen())
+    items, weights = data(5)
+    state, losses = batched.train_losses(previous, items, weights, gen(2))
+    ref_state, ref_losses = looped.train_losses(previous, items, weights, gen(2))
+    assert losses.shape == (5, 6)
+    assert torch.allclose(losses, ref_losses, atol=1e-5)
+    # Adam divides by √v: where a gradient is nearly zero (queries and keys at initialisation) float32
+    # rounding of the gradient moves the update by up to lr·steps·(rounding/|g|), so weights get 1e-4.
+    assert close(state, ref_state, atol=1e-4)
+    assert close(state.select(slice(1, 2)), previous.select(slice(1, 2)), atol=0.0)
+    assert not close(state.select(slice(0, 1)), previous.select(slice(0, 1)), atol=1e-3)
+    assert (losses[[0, 2, 3, 4], -1] < losses[[0, 2, 3, 4], 0]).all()
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_batched_sampling_and_log_prob_match_looped_reference(layers: int) -> None:
+    batched, looped = families(layers)
+    items, weights = data(5)
+    state = batched.fit(batched.init(5, gen()), items, weights, gen(2))
+    prompts = items[:, :7, :2]
+    for kwargs in ({}, {"temperature": 0.8, "top_p": 0.9}, {"prompts": prompts}):
+        a = batched.sample(state, 7, gen(3), **kwargs)
+        assert torch.equal(a, looped.sample(state, 7, gen(3), **kwargs))
+    assert torch.equal(a[..., :2], prompts)
+    assert torch.allclose(batched.log_prob(state, items), looped.log_prob(state, items), atol=1e-5)
+    batched.chunk = 1  # one developer and one sequence at a time: the same numbers
+    assert torch.equal(batched.sample(state, 7, gen(3), prompts=prompts), a)
+    assert torch.allclose(batched.log_prob(state, items), looped.log_prob(state, items), atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_fused_head_loss_matches_autograd_even_where_softmax_underflows(chunk: int) -> None:
+    g = gen()
+    h = torch.randn(3, 10, 4, generator=g)
+    w = torch.randn(3, 4, 7, generator=g)
+    w[1] *= 60  # logits hundreds apart: exp underflows for every token but the largest
+    target = torch.randint(0, 7, (3, 10), generator=g)
+    upstream = torch.rand(3, generator=g)
+    ours = [t.clone().requires_grad_() for t in (h, w)]
+    theirs = [t.clone().requires_grad_() for t in (h, w)]
+    loss = transformer._HeadLoss.apply(*ours, target, chunk)  # (N,)
+    logits = torch.bmm(*theirs)  # (N, M, V)
+    want = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(1)
+    assert torch.allclose(loss, want, atol=1e-5) and want[1] > 50  # the underflowing regime was exercised
+    (loss * upstream).sum().backward()
+    (want * upstream).sum().backward()
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5)
+
+
+def test_log_probs_of_all_sequences_sum_to_one() -> None:
+    spec = TransformerFamilySpec(d_model=8, layers=1, heads=2)
+    fam = TransformerFamily(spec, 3, 3, TrainSpec(steps=20, batch=4, lr=3e-2), CPU)
+    items = torch.randint(0, 3, (2, 8, 3), generator=gen())
+    state = fam.fit(fam.init(2, gen()), items, torch.ones(2, 8), gen())  # trained: far from uniform
+    every = torch.tensor(list(itertools.product(range(3), repeat=3))).expand(2, -1, -1)  # (N, 27, T)
+    probs = fam.log_prob(state, every).exp()  # (N, 27)
+    assert torch.allclose(probs.sum(1), torch.ones(2), atol=1e-5)
+    assert probs.max() > 3 / 27
+
+
+def test_low_temperature_gives_the_greedy_sequence() -> None:
+    batched, _ = families()
+    items, weights = data(3)
+    state = batched.fit(batched.init(3, gen()), items, weights, gen(2))
+    out = batched.sample(state, 8, gen(4), temperature=1e-5)
+    logits = forward(state, shift_right(out, VOCAB), heads=2)  # (N, k, T, V)
+    assert torch.equal(out, logits.argmax(-1))
+
+
+def test_top_p_never_leaves_the_nucleus() -> None:
+    batched, _ = families(steps=2)
+    state = batched.init(3, gen())
+    state.lm_head *= 10  # spread the next-token distributions so the nucleus is a strict subset
+    top_p = 0.5
+    out = batched.sample(state, 64, gen(5), top_p=top_p)  # (N, k, T)
+    probs = torch.softmax(forward(state, shift_right(out, VOCAB), heads=2).double(), -1)  # (N, k, T, V)
+    chosen = probs.gather(-1, out[..., None])  # (N, k, T, 1)
+    before = (probs * (probs > chosen)).sum(-1)  # mass of the strictly more likely tokens
+    assert (before < top_p + 1e-5).all()
+    assert (out != probs.argmax(-1)).any()
+
+
+def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
+    batched, _ = families()
+    items, weights = data(4)
+    state = batched.fit(batched.init(4, gen()), items, weights, gen(2))
+    twins = TransformerState.stack([state, state.select(slice(0, 1))])  # developer 4 copies developer 0
+    probe = items[0, :5]
+    d = batched.divergence(twins, probe)
+    assert d[0, 4].item() < 1e-6 and torch.all(d.diagonal() == 0)  # float32 rounding of Σp = 1
+    assert torch.equal(d, d.T)
+    assert (d[:4, :4] + torch.eye(4) > 0).all() and (d <= math.log(2)).all()
+    probs = batched.next_token_probs(twins, probe).flatten(1, 2)  # (N, P·T, V)
+    want = ngram.pairwise_jsd(probs, torch.full((probs.shape[1],), 1 / probs.shape[1]), batched.chunk)
+    assert torch.allclose(d, want, atol=1e-6)
+    # tiny chunks (one probe sequence, developer pairs one by one) give the same numbers
+    batched.chunk = 1
+    assert torch.allclose(batched.divergence(twins, probe), d, atol=1e-6)
+
+
+def test_training_on_a_markov_source_beats_the_uniform_model() -> None:
+    spec = TransformerFamilySpec(d_model=16, layers=1, heads=2)
+    fam = TransformerFamily(spec, VOCAB, SEQ_LEN, TrainSpec(steps=150, batch=16, lr=1e-2), CPU)
+    source_fam, source = markov_source(2)
+    items = source_fam.sample(source, 256, gen(6))
+    state = fam.fit(fam.init(2, gen()), items, torch.ones(2, 256), gen(7))
+    heldout = source_fam.sample(source, 400, gen(8))
+    nll = -fam.log_prob(state, heldout).mean(1)  # (N,)
+    uniform = SEQ_LEN * math.log(VOCAB)
+    entropy = -source_fam.log_prob(source, heldout).mean(1)  # the best possible, ≈ 4.1 nats
+    assert (nll < (uniform + entropy) / 2).all()  # most of the way from uniform to the truth
+
+
+def test_bfloat16_compute_tracks_float32() -> None:
+    batched, _ = families()
+    low = TransformerFamily(batched.spec.model_copy(update={"dtype": "bfloat16"}), VOCAB, SEQ_LEN, batched.train, CPU)
+    items, weights = data(3)
+    previous = batched.init(3, gen())
+    _, losses = batched.train_losses(previous, items, weights, gen(2))
+    _, low_losses = low.train_losses(previous, items, weights, gen(2))
+    assert torch.isfinite(low_losses).all()
+    assert torch.allclose(low_losses, losses, atol=0.05)  # bfloat16 keeps ~3 significant digits
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_and_the_looped_reference() -> None:
+    cuda = torch.device("cuda")
+    batched, looped = families(device=cuda)
+    items, weights = data(5)
+    previous = families()[0].init(5, gen())
+    step = batched.trainer(previous).step(items[:, :4])  # CPU tensors: the CPU path
+    moved = TransformerState(**{k: v.to(cuda) for k, v in previous.tensors().items()})
+    items, weights = items.to(cuda), weights.to(cuda)
+    assert torch.allclose(batched.trainer(moved).step(items[:, :4]).cpu(), step, atol=1e-4)
+    state, losses = batched.train_losses(moved, items, weights, torch.Generator(cuda).manual_seed(2))
+    ref_state, ref_losses = looped.train_losses(moved, items, weights, torch.Generator(cuda).manual_seed(2))
+    assert torch.allclose(losses, ref_losses, atol=1e-5) and close(state, ref_state, atol=1e-4)
+    samples = batched.sample(state, 7, torch.Generator(cuda).manual_seed(3))
+    assert torch.equal(samples, looped.sample(state, 7, torch.Generator(cuda).manual_seed(3)))
