@@ -71,6 +71,15 @@ class TopicMarkovWorldSpec(Strict):
     heldout: Count = 256
     seed: int | None = None
 
+    @model_validator(mode="after")
+    def _blocks(self) -> TopicMarkovWorldSpec:
+        if self.concepts > self.vocab:
+            raise ValueError(f"concepts: must be at most vocab={self.vocab}, got {self.concepts}")
+        if self.branching > self.vocab // self.concepts:
+            raise ValueError(f"branching: must be at most vocab // concepts = {self.vocab // self.concepts}, "
+                             f"got {self.branching}")
+        return self
+
 
 class LogicWorldSpec(Strict):
     """True boolean expressions over True/False/not/and/or (Briesch et al. 2023)."""
@@ -81,6 +90,15 @@ class LogicWorldSpec(Strict):
     seq_len: Annotated[int, Field(ge=8)] = 48  # tokens, padded
     heldout: Count = 256
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _depths(self) -> LogicWorldSpec:
+        if self.min_depth > self.max_depth:
+            raise ValueError(f"min_depth: must be at most max_depth={self.max_depth}, got {self.min_depth}")
+        if self.seq_len < self.max_depth:
+            raise ValueError(f"seq_len: a depth-{self.max_depth} expression needs at least {self.max_depth} "
+                             f"tokens, got {self.seq_len}")
+        return self
 
 
 WorldSpec = Annotated[

@@ -232,9 +232,9 @@ def test_fixed_data_and_communities():
 
 def test_rejects_impossible_spec():
     with pytest.raises(ValueError, match="seq_len"):
-        LogicWorld(LogicWorldSpec(max_depth=9, seq_len=8), [CommunitySpec()], 1, 1, CPU, seed=0)
+        LogicWorldSpec(max_depth=9, seq_len=8)
     with pytest.raises(ValueError, match="min_depth"):
-        LogicWorld(LogicWorldSpec(min_depth=4, max_depth=3), [CommunitySpec()], 1, 1, CPU, seed=0)
+        LogicWorldSpec(min_depth=4, max_depth=3)
 
 
 @pytest.mark.gpu

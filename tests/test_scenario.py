@@ -38,6 +38,11 @@ def test_every_field_has_a_default():
         ({"developers": {"count": 4}, "network": {"kind": "ring", "k": 3}}, "network.k: must be even and below"),
         ({"developers": {"data": {"alpha": 0.5, "synthetic": 0.7}}}, "developers.data: give either alpha/beta"),
         ({"developers": {"data": {"verifier": {}}}}, "developers.data.verifier: the gaussian world has no verifier"),
+        ({"world": {"kind": "topic_markov", "vocab": 16, "concepts": 8, "branching": 3},
+          "developers": {"family": {"kind": "ngram"}}},
+         "world.branching: must be at most vocab // concepts = 2, got 3"),
+        ({"world": {"kind": "logic", "min_depth": 4, "max_depth": 3}, "developers": {"family": {"kind": "ngram"}}},
+         "world.min_depth: must be at most max_depth=3, got 4"),
     ],
 )
 def test_bad_values_name_the_field(data, expected):

@@ -184,7 +184,9 @@ def test_seeded_construction_and_sampling():
 
 def test_rejects_impossible_spec():
     with pytest.raises(ValueError, match="branching"):
-        TopicMarkovWorld(TopicMarkovWorldSpec(vocab=16, concepts=8, branching=3), TWO, 1, 1, CPU, seed=0)
+        TopicMarkovWorldSpec(vocab=16, concepts=8, branching=3)
+    with pytest.raises(ValueError, match="concepts: must be at most vocab"):
+        TopicMarkovWorldSpec(vocab=6, concepts=8, branching=1)
 
 
 @pytest.mark.gpu

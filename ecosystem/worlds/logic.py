@@ -175,11 +175,7 @@ class LogicWorld(CommunityMixture):
         device: torch.device,
         seed: int,
     ) -> None:
-        D, L = spec.max_depth, spec.seq_len
-        if spec.min_depth > D:
-            raise ValueError(f"world.min_depth: must be at most max_depth={D}, got {spec.min_depth}")
-        if L < D:
-            raise ValueError(f"world.seq_len: a depth-{D} expression needs at least {D} tokens, got {L}")
+        D, L = spec.max_depth, spec.seq_len  # the schema ensures min_depth ≤ D ≤ L
         self.spec, self.n_concepts, self.item_shape = spec, D - spec.min_depth + 1, (L,)
         self.device = torch.device("cpu")  # tables are built and the fixed data drawn on the CPU
         self._build_tables()

@@ -50,11 +50,7 @@ class TopicMarkovWorld(CommunityMixture):
         seed: int,
     ) -> None:
         C, V, T, b = spec.concepts, spec.vocab, spec.seq_len, spec.branching
-        m = V // C
-        if m < 1:
-            raise ValueError(f"world.concepts: must be at most vocab={V}, got {C}")
-        if b > m:
-            raise ValueError(f"world.branching: must be at most vocab // concepts = {m}, got {b}")
+        m = V // C  # the schema ensures 1 ≤ branching ≤ m
         self.spec, self.n_concepts, self.vocab_size, self.block = spec, C, V, m
         self.item_shape = (T,)
         self.device = torch.device("cpu")  # tables are built and the fixed data drawn on the CPU
