@@ -89,3 +89,16 @@ def test_overrides_set_dotted_paths(tmp_path):
     path.write_text("developers: {count: 3}\n")
     s = load_scenario(path, overrides={"developers.data.synthetic": 0.2, "developers.data.human_fresh": 0.8})
     assert s.developers.count == 3 and s.developers.data.synthetic == 0.2
+
+
+def test_the_readme_example_is_a_valid_scenario():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"An annotated example.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    s = validate_scenario(yaml.safe_load(block))
+    assert s.name == "small-world-collapse" and s.developers.data.retention == "accumulate"
+    assert s.developers.group_concepts == [[0, 1, 2, 3], [4, 5]]
