@@ -81,12 +81,12 @@ def sweep(
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
     from ecosystem.sweep import run_sweep
 
-    if backend not in ("process", "ray", "serial", "dask"):
+    if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
         result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
                            progress=not quiet, figures=figures)
-    except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)

@@ -90,3 +90,18 @@ def test_run_refuses_a_non_empty_out(tmp_path):
 def test_quickstart_validates():
     res = ecosim("validate", str(ROOT / "scenarios" / "quickstart.yaml"), cwd=ROOT)
     assert res.returncode == 0, res.stderr
+
+
+def test_sweep_and_analyze_errors_are_one_line(tmp_path):
+    bad = write(tmp_path, {**tiny(), "sweep": {"grid": {"developers.data.synthetic": [0.5, 1.7]}}}, "bad.yaml")
+    cases = [
+        (("sweep", str(tmp_path / "nope.yaml")), "no such file"),
+        (("sweep", str(bad), "--out", str(tmp_path / "sw")), "sweep.grid.developers.data.synthetic[0]:"),
+        (("sweep", str(write(tmp_path, tiny())), "--backend", "dask"), "--backend: must be process, ray or serial"),
+        (("analyze", str(tmp_path)), "neither a run folder"),
+    ]
+    for args, message in cases:
+        res = ecosim(*args, cwd=tmp_path)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert not (tmp_path / "sw").exists()
