@@ -173,3 +173,23 @@ def test_verifier_curates_synthetic_data():
     wrong_kept = (~verified[kept]).mean()
     expected = 0.5 * wrong_written / (1 - 0.5 * wrong_written)  # wrong share after keeping half of them
     assert abs(wrong_kept - expected) < 4 * np.sqrt(expected * (1 - expected) / len(kept))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_token_ecosystem_runs_on_cuda_and_is_deterministic():
+    raw = tiny(device="cuda", world={"kind": "topic_markov", "vocab": 24, "concepts": 3, "seq_len": 8, "heldout": 32},
+               communities=[{"name": "a", "authors": 4, "rate": 10}],
+               developers={"count": 6, "family": {"kind": "transformer", "d_model": 16, "heads": 2},
+                           "train": {"samples": 64, "steps": 5}, "publish": {"samples": 64},
+                           "data": {"human_fresh": 0.5, "synthetic": 0.5}})
+
+    def run():
+        model = EcosystemModel(validate_scenario(raw))
+        for _ in range(3):
+            model.step()
+        return model, frames(model)
+
+    (model, (a, _)), (_, (b, _)) = run(), run()
+    assert model.pool.items.device.type == "cuda" and model.generator.device.type == "cuda"
+    assert a.equals(b) and np.isfinite(a["nll"]).all()
