@@ -42,6 +42,7 @@ class ModelDeveloper(mesa.Agent):
         self.train_idx = np.empty(0, dtype=np.int64)
         self.train_w = np.empty(0)
         self.published = np.empty(0, dtype=np.int64)  # its newest items in the pool
+        self.depth = 0.0  # lineage depth of its model: 1 + mean depth of the data it last trained on
         self.metrics: dict[str, float] = {}
 
     def gather(self) -> None:
@@ -55,27 +56,31 @@ class ModelDeveloper(mesa.Agent):
         self.history.append(self._filter(batch, sources, rng))
         self.train_idx, self.train_w = retain(self.history, self.policy.retention, rng, window=self.policy.window,
                                               keep=self.policy.keep, previous=(self.train_idx, self.train_w))
+        # Only accumulating policies look further back than `window` batches.
+        if self.policy.retention not in ("accumulate", "accumulate_subsample"):
+            del self.history[: -self.policy.window]
 
     def _sampled(self, s: Sources, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``samples`` items drawn in proportion to the shares.
+        """``samples`` items drawn in proportion to the shares (exact counts by largest remainder).
 
-        A source with nothing in it yet (synthetic data before any model has written, say) gives its share to
-        the original data, so the first generation trains on real data as in Shumailov et al. (2024).
+        Synthetic items are split over the models the developer reads by their reading weights W_kj, then
+        drawn uniformly within each model's newest output. Whatever a scraped source cannot supply (nothing
+        written yet, as synthetic data before the first generation; or fewer items than asked) is drawn from
+        the original data instead, so the first generation trains on real data as in Shumailov et al. (2024)
+        and the training set always has ``samples`` items.
         """
-        synth_idx, synth_w = _candidates(s.upstream, per_item=True)
-        sizes = {"original": len(s.original), "public": len(s.public), "human_fresh": len(s.fresh),
-                 "synthetic": len(synth_idx)}
-        shares = self.policy.shares()
-        for name, size in sizes.items():
-            if size == 0 and name != "original":
-                shares["original"] += shares[name]
-                shares[name] = 0.0
-        counts = apportion(self.samples, shares)
+        counts = apportion(self.samples, self.policy.shares(), rng)
+        fresh = _draw(s.fresh, min(counts["human_fresh"], len(s.fresh)), rng, replace=False)
+        upstream = [(idx, w) for idx, w in s.upstream if len(idx) and w > 0]
+        per_model = apportion(counts["synthetic"], {j: w for j, (_, w) in enumerate(upstream)}, rng)
+        synthetic = [_draw(idx, min(per_model[j], len(idx)), rng, replace=False) for j, (idx, _) in enumerate(upstream)]
+        n_public = counts["public"] if len(s.public) else 0
+        n_original = self.samples - n_public - len(fresh) - sum(len(x) for x in synthetic)
         parts = [
-            _draw(s.original, counts["original"], rng, replace=counts["original"] > len(s.original)),
-            _draw(s.public, counts["public"], rng, replace=counts["public"] > len(s.public)),
-            _draw(s.fresh, min(counts["human_fresh"], len(s.fresh)), rng, replace=False),
-            synth_idx[_weighted_without_replacement(synth_w, counts["synthetic"], rng)],
+            _draw(s.original, n_original, rng, replace=n_original > len(s.original)),
+            _draw(s.public, n_public, rng, replace=n_public > len(s.public)),
+            fresh,
+            *synthetic,
         ]
         idx = np.concatenate(parts).astype(np.int64)
         return idx, np.ones(len(idx))
@@ -84,7 +89,7 @@ class ModelDeveloper(mesa.Agent):
         """Every item of every source, weighted in the loss (Vu et al. 2025, eq. 1): the share of its set,
         times the reading weight W_kj for model j's synthetic items."""
         shares = self.policy.shares()
-        synth_idx, synth_w = _candidates(s.upstream, per_item=False)
+        synth_idx, synth_w = _candidates(s.upstream)
         parts = [(s.original, shares["original"]), (s.public, shares["public"]), (s.fresh, shares["human_fresh"])]
         idx = np.concatenate([p for p, _ in parts] + [synth_idx]).astype(np.int64)
         w = np.concatenate([np.full(len(p), share) for p, share in parts] + [shares["synthetic"] * synth_w])
@@ -113,20 +118,23 @@ class ModelDeveloper(mesa.Agent):
         return score < np.where(author_kind == MODEL, d.tpr, d.fpr)
 
 
-def apportion(n: int, shares: dict[str, float]) -> dict[str, int]:
-    """Split ``n`` items by ``shares`` exactly (largest remainder; ties by order)."""
-    exact = {k: n * v for k, v in shares.items()}
-    counts = {k: int(np.floor(x + 1e-9)) for k, x in exact.items()}
-    rest = n - sum(counts.values())
-    for k in sorted(exact, key=lambda k: counts[k] - exact[k])[:rest]:
-        counts[k] += 1
-    return counts
+def apportion(n: int, shares: dict, rng: np.random.Generator | None = None) -> dict:
+    """Split ``n`` items by ``shares`` exactly (largest remainder). Shares need not sum to 1 (they are
+    normalised); ties between equal remainders are broken at random when ``rng`` is given, else by order."""
+    total = sum(shares.values())
+    if n == 0 or total <= 0:
+        return dict.fromkeys(shares, 0)
+    keys = list(shares)
+    exact = np.array([n * shares[k] / total for k in keys])
+    counts = np.floor(exact + 1e-9).astype(int)
+    remainder = exact - counts + (rng.random(len(keys)) * 1e-6 if rng is not None else 0.0)
+    counts[np.argsort(-remainder, kind="stable")[: n - counts.sum()]] += 1
+    return {k: int(c) for k, c in zip(keys, counts, strict=True)}
 
 
-def _candidates(upstream: list[tuple[np.ndarray, float]], per_item: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Items of the models a developer reads, each with its reading weight W_kj (divided among the model's
-    items when ``per_item``, so that each model's share of the draw is W_kj)."""
-    parts = [(idx, np.full(len(idx), w / len(idx) if per_item else w)) for idx, w in upstream if len(idx) and w > 0]
+def _candidates(upstream: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every item of the models a developer reads, each with its model's reading weight W_kj."""
+    parts = [(idx, np.full(len(idx), w)) for idx, w in upstream if len(idx) and w > 0]
     if not parts:
         return np.empty(0, dtype=np.int64), np.empty(0)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -136,12 +144,3 @@ def _draw(pool: np.ndarray, k: int, rng: np.random.Generator, replace: bool) -> 
     if k == 0 or len(pool) == 0:
         return np.empty(0, dtype=np.int64)
     return rng.choice(pool, size=k, replace=replace)
-
-
-def _weighted_without_replacement(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` positions drawn without replacement with probability ∝ weights (Efraimidis–Spirakis keys)."""
-    k = min(k, int((weights > 0).sum()))
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    keys = np.log(rng.random(len(weights))) / weights  # larger is better; -inf for zero weight
-    return np.argsort(-keys, kind="stable")[:k]

@@ -136,8 +136,10 @@ class EcosystemModel(mesa.Model):
     def _publish(self, samples: torch.Tensor, t: int) -> None:
         n, k = samples.shape[:2]
         flat = samples.reshape(n * k, *samples.shape[2:])
-        depth = 1.0 + np.array([_weighted_mean(self.pool.column("depth")[d.train_idx], d.train_w)
-                                for d in self.developers])
+        for d in self.developers:  # a model that got no data keeps its parameters, hence its depth
+            if d.train_w.sum() > 0:
+                d.depth = 1.0 + _weighted_mean(self.pool.column("depth")[d.train_idx], d.train_w)
+        depth = np.array([d.depth for d in self.developers])
         idx = self.pool.add(flat, author_kind=MODEL, author=np.repeat(np.arange(n), k), step=t,
                             concept=self.world.concept_of(flat), community=-1, depth=np.repeat(depth, k),
                             detector_score=self._scores(n * k), verified=self._verify(flat))

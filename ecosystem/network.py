@@ -42,9 +42,10 @@ def build_network(spec: NetworkSpec, n: int, seed: int, groups: list[int] | None
     """
     g = _build(spec, n, seed, groups)
     g = g if g.is_directed() else g.to_directed()
-    g.remove_edges_from([(u, u) for u in list(g.nodes) if g.has_edge(u, u)])
-    if spec.self_loops:
-        g.add_edges_from((u, u) for u in range(n))
+    if spec.self_loops:  # add the missing ones; an edge list's own self-loops keep their weights
+        g.add_edges_from((u, u) for u in range(n) if not g.has_edge(u, u))
+    else:
+        g.remove_edges_from([(u, u) for u in list(g.nodes) if g.has_edge(u, u)])
     for _, _, data in g.edges(data=True):
         data.setdefault("weight", 1.0)
     labels = np.repeat(np.arange(len(groups)), groups) if groups else np.zeros(n, dtype=int)

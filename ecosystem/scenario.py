@@ -27,6 +27,7 @@ class Strict(BaseModel):
 
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
 Count = Annotated[int, Field(ge=1)]
 
 
@@ -42,7 +43,7 @@ class GaussianWorldSpec(Strict):
     separation: Annotated[float, Field(ge=0.0)] = 4.0  # scale of the cluster means
     spread: Annotated[float, Field(gt=0.0)] = 1.0  # standard deviation within a cluster
     heldout: Count = 1000  # held-out human items per community
-    seed: int | None = None  # world seed; default: derived from the scenario seed
+    seed: Seed | None = None  # world seed; default: derived from the scenario seed
 
 
 class LinearWorldSpec(Strict):
@@ -56,7 +57,7 @@ class LinearWorldSpec(Strict):
     domain_overlap: Share = 0.2  # variance of a developer's features outside its own coordinates
     fixed_design: bool = True  # reuse each model's synthetic design X_j (publish.samples rows) every generation
     heldout: Count = 1000
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 class TopicMarkovWorldSpec(Strict):
@@ -69,7 +70,7 @@ class TopicMarkovWorldSpec(Strict):
     branching: Count = 4  # allowed next tokens per token within a concept
     zipf: Annotated[float, Field(ge=0.0)] = 1.2  # exponent of the transition weights (tails)
     heldout: Count = 256
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _blocks(self) -> TopicMarkovWorldSpec:
@@ -89,7 +90,7 @@ class LogicWorldSpec(Strict):
     max_depth: Count = 5
     seq_len: Annotated[int, Field(ge=8)] = 48  # tokens, padded
     heldout: Count = 256
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _depths(self) -> LogicWorldSpec:
@@ -408,7 +409,7 @@ class SweepSpec(Strict):
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     steps: Count = 10  # generations
     device: Literal["auto", "cpu", "cuda"] = "auto"
     world: WorldSpec = Field(default_factory=GaussianWorldSpec)
@@ -442,6 +443,10 @@ class Scenario(Strict):
         names = [c.name for c in self.communities]
         if len(set(names)) != len(names):
             raise ValueError(f"communities: names must be unique, got {names}")
+        for i, name in enumerate(names):  # names become metric columns nll_<name>
+            if name == "spread" or name.startswith("concept_") or not name.replace("_", "").isalnum():
+                raise ValueError(f"communities[{i}].name: must be letters, digits and _, not 'spread' or "
+                                 f"'concept_…' (names become columns nll_<name>), got {name!r}")
         if isinstance(self.network, StochasticBlockNet) and devs.groups is None:
             raise ValueError("developers.groups: required by network.kind 'stochastic_block' (block sizes)")
         if any(p.verifier is not None for p in devs.policies()) and world.kind not in TOKEN_WORLDS:
@@ -469,8 +474,8 @@ def world_concepts(world: Any) -> int:
 def _check_network_size(net: Any, n: int) -> None:
     if isinstance(net, RingNet) and (net.k % 2 or net.k >= n):
         raise ValueError(f"network.k: must be even and below developers.count={n}, got {net.k}")
-    if isinstance(net, WattsStrogatzNet) and net.k >= n:
-        raise ValueError(f"network.k: must be below developers.count={n}, got {net.k}")
+    if isinstance(net, WattsStrogatzNet) and (net.k % 2 or net.k >= n):
+        raise ValueError(f"network.k: must be even and below developers.count={n}, got {net.k}")
     if isinstance(net, BarabasiAlbertNet) and net.m >= n:
         raise ValueError(f"network.m: must be below developers.count={n}, got {net.m}")
 
@@ -564,7 +569,12 @@ def format_error(err: ValidationError) -> str:
 def _bounds(field: Any) -> str:
     lo = hi = None
     lo_op = hi_op = ""
-    for m in getattr(field, "metadata", []):
+    metadata = list(getattr(field, "metadata", []))
+    for member in typing.get_args(getattr(field, "annotation", None)):  # bounds inside `X | None`
+        if typing.get_origin(member) is Annotated:
+            for extra in typing.get_args(member)[1:]:
+                metadata += getattr(extra, "metadata", [extra])
+    for m in metadata:
         if isinstance(m, annotated_types.Ge):
             lo, lo_op = m.ge, "≥"
         elif isinstance(m, annotated_types.Gt):
@@ -573,14 +583,17 @@ def _bounds(field: Any) -> str:
             hi, hi_op = m.le, "≤"
         elif isinstance(m, annotated_types.Lt):
             hi, hi_op = m.lt, "<"
+    def num(x: float) -> str:
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     if lo is not None and hi is not None and lo_op == "≥" and hi_op == "≤":
-        return f"must be between {lo:g} and {hi:g}"
+        return f"must be between {num(lo)} and {num(hi)}"
     if lo is not None and hi is not None:
-        return f"must be {lo_op} {lo:g} and {hi_op} {hi:g}"
+        return f"must be {lo_op} {num(lo)} and {hi_op} {num(hi)}"
     if lo is not None:
-        return f"must be {lo_op} {lo:g}"
+        return f"must be {lo_op} {num(lo)}"
     if hi is not None:
-        return f"must be {hi_op} {hi:g}"
+        return f"must be {hi_op} {num(hi)}"
     return ""
 
 

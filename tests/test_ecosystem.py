@@ -193,3 +193,65 @@ def test_token_ecosystem_runs_on_cuda_and_is_deterministic():
     (model, (a, _)), (_, (b, _)) = run(), run()
     assert model.pool.items.device.type == "cuda" and model.generator.device.type == "cuda"
     assert a.equals(b) and np.isfinite(a["nll"]).all()
+
+
+def test_a_developer_without_data_keeps_its_lineage_depth():
+    # Review finding: a developer whose detector dropped everything used to write NaN depths into the pool.
+    raw = tiny(developers={"count": 4, "groups": [1, 3], "train": {"samples": 20}, "publish": {"samples": 20},
+                           "group_data": [{"human_fresh": 0.5, "synthetic": 0.5,
+                                           "detector": {"tpr": 1.0, "fpr": 1.0}},
+                                          {"human_fresh": 0.5, "synthetic": 0.5}]})
+    model = EcosystemModel(validate_scenario(raw))
+    for _ in range(3):
+        model.step()
+    assert len(model.developers[0].train_idx) == 0
+    assert np.isfinite(model.pool.column("depth")).all()
+    assert np.isfinite(model.summary["pool_lineage_depth"])
+
+
+def test_short_sources_are_made_up_from_original_data():
+    # Few fresh human items (2 authors × 1) and synthetic shares larger than what is published: the training
+    # set keeps its size and the synthetic share never exceeds what was asked.
+    raw = tiny(communities=[{"name": "a", "authors": 2, "rate": 1}],
+               developers={"count": 3, "train": {"samples": 100}, "publish": {"samples": 10},
+                           "data": {"human_fresh": 0.5, "synthetic": 0.5}}, network={"kind": "empty"})
+    model = EcosystemModel(validate_scenario(raw))
+    model.step()
+    model.step()
+    kinds, steps = model.pool.column("author_kind"), model.pool.column("step")
+    for dev in model.developers:
+        idx = dev.train_idx
+        assert len(idx) == 100
+        assert (kinds[idx] == MODEL).sum() == 10  # all of its own 10 outputs
+        assert ((kinds[idx] == HUMAN) & (steps[idx] == 2)).sum() == 2  # every fresh item there is
+        assert np.isin(idx, dev.original).sum() == 88
+
+
+def test_synthetic_data_is_read_in_proportion_to_w(tmp_path):
+    # Developer 0 reads developer 1 with weight 3 and developer 2 with weight 1: 75% / 25% of its synthetic data.
+    path = tmp_path / "edges.txt"
+    path.write_text("1 0 3\n2 0 1\n0 1\n0 2\n")
+    raw = tiny(developers={"count": 3, "train": {"samples": 150}, "publish": {"samples": 200},
+                           "data": {"synthetic": 1.0}},
+               network={"kind": "edge_list", "path": str(path), "self_loops": False})
+    model = EcosystemModel(validate_scenario(raw))
+    model.step()
+    model.step()
+    authors = model.pool.column("author")[model.developers[0].train_idx]
+    assert (authors == 1).sum() in (112, 113) and (authors == 2).sum() in (37, 38)
+
+
+def test_developers_keep_only_the_history_their_retention_needs():
+    model = model_with({"synthetic": 1.0, "retention": "replace", "window": 2}, steps=6)
+    assert all(len(d.history) <= 2 for d in model.developers)
+    model = model_with({"synthetic": 1.0, "retention": "accumulate"}, steps=6)
+    assert all(len(d.history) == 6 for d in model.developers)
+
+
+def test_linear_world_has_held_out_data_per_community():
+    raw = {"steps": 1, "device": "cpu", "world": {"kind": "linear", "dim": 2, "heldout": 20},
+           "communities": [{"name": "a"}, {"name": "b"}],
+           "developers": {"count": 2, "family": {"kind": "linear"}}}
+    model = EcosystemModel(validate_scenario(raw))
+    model.step()
+    assert np.isfinite(model.summary["nll_a"]) and np.isfinite(model.summary["nll_b"])

@@ -75,3 +75,12 @@ def test_reading_matrix_is_row_stochastic_over_in_edges(tmp_path):
     ring = reading_matrix(net({"kind": "ring", "k": 2}, n=4))
     np.testing.assert_allclose(ring.sum(1), 1.0)
     np.testing.assert_allclose(ring[0], [1 / 3, 1 / 3, 0, 1 / 3])
+
+
+def test_edge_list_self_loops_keep_their_weights(tmp_path):
+    path = tmp_path / "e.txt"
+    path.write_text("0 0 3\n1 1 3\n0 1\n1 0\n")
+    w = reading_matrix(net({"kind": "edge_list", "path": str(path)}, n=2))
+    np.testing.assert_allclose(w, [[0.75, 0.25], [0.25, 0.75]])
+    w = reading_matrix(net({"kind": "edge_list", "path": str(path), "self_loops": False}, n=2))
+    np.testing.assert_allclose(w, [[0, 1], [1, 0]])

@@ -45,7 +45,8 @@ class LinearWorld:
         ones = torch.ones(spec.dim, dtype=self.dtype)
         self._original = [self._draw(self.domain_var[k], spec.private_samples, g) for k in range(n_developers)]
         self._public = self._draw(ones, spec.public_samples, g)
-        self._heldout = self._draw(ones, spec.heldout, g, community=0)
+        # Every community writes public-domain items; each gets its own held-out set.
+        self._heldout = _concat([self._draw(ones, spec.heldout, g, community=k) for k in range(len(communities))])
         self._designs: dict[tuple[int, int], torch.Tensor] = {}
         self.theta = self.theta.to(device)
 
@@ -98,3 +99,7 @@ class LinearWorld:
 
     def verify(self, items: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("the linear world has no notion of a correct item")
+
+
+def _concat(batches: list[Batch]) -> Batch:
+    return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("items", "concepts", "communities")))
