@@ -55,6 +55,9 @@ def run(
     from ecosystem.run import run_scenario
 
     scenario = check(file)
+    if scenario.sweep is not None:
+        typer.echo(f"note: {file} has a sweep section; running its base scenario once "
+                   f"(`ecosim sweep {file}` runs the design)", err=True)
     out = out or _free_folder(Path("runs") / scenario.name)
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
