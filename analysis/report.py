@@ -29,7 +29,12 @@ from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
 from analysis.sweep_frame import load_sweep, runs_frame
-from analysis.theory import gaussian_accumulate_variance, gaussian_replace_variance
+from analysis.theory import (
+    gaussian_accumulate_variance,
+    gaussian_replace_variance,
+    vu_applicable,
+    vu_expected_distance,
+)
 from ecosystem.network import read_edge_list
 
 # Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
@@ -141,17 +146,31 @@ def load_run(path: Path) -> Run:
 
 
 def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
-    """The closed-form expected model variance, in the run's ``variance`` units, where one exists.
+    """The closed-form expectation of a run's metric, where one exists: ``step`` and one metric column,
+    with the curve's name in ``frame.attrs["label"]``; None otherwise.
 
-    It exists for a single-concept gaussian world fitted by the MLE gaussian family on synthetic data only
-    (share 1; the first generation fits real data): σ²((M−1)/M)^t under ``replace`` (Shumailov et al. 2024)
-    and σ² ∏_{k≤t}(1 − 1/(k²M)) under ``accumulate`` (Kazdan et al. 2024, Thm 1), with M =
-    ``developers.train.samples``, σ = ``world.spread`` and t the generation. Both describe one chain fitting
-    its own samples, exact when every developer reads only itself; a network that mixes models keeps the
-    variance higher, and the gap between the curves is the network's effect.
-    Returns ``step, variance`` or None.
+    - ``variance``: for a single-concept gaussian world fitted by the MLE gaussian family on synthetic data
+      only (share 1; the first generation fits real data): σ²((M−1)/M)^t under ``replace`` (Shumailov et al.
+      2024) and σ² ∏_{k≤t}(1 − 1/(k²M)) under ``accumulate`` (Kazdan et al. 2024, Thm 1), with M =
+      ``developers.train.samples``, σ = ``world.spread`` and t the generation. Both describe one chain fitting
+      its own samples, exact when every developer reads only itself; a network that mixes models keeps the
+      variance higher, and the gap between the curves is the network's effect.
+    - ``distance``: for a linear world meeting the assumptions of Vu et al. (2025, Thm 1), the expected
+      squared parameter error E‖θ̂ − θ‖² from their recursion with the network's reading matrix W
+      (:func:`analysis.theory.vu_expected_distance`).
     """
     world, devs = scenario.get("world", {}), scenario.get("developers", {})
+    steps = np.asarray(steps)
+    if world.get("kind") == "linear":
+        from ecosystem.scenario import validate_scenario
+
+        resolved = validate_scenario({**scenario, "sweep": None})
+        if not vu_applicable(resolved):
+            return None
+        expected = vu_expected_distance(resolved)
+        frame = pd.DataFrame({"step": steps, "distance": expected[steps - 1]})
+        frame.attrs["label"] = "Vu et al. Thm 1 (expected)"
+        return frame
     family = devs.get("family", {})
     policies = devs.get("group_data") or [devs.get("data", {})]  # every developer community's data policy
     retention = {p.get("retention") for p in policies}
@@ -161,8 +180,9 @@ def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
             and len(retention) == 1 and retention <= closed_form.keys()):
         return None
     m, sigma2 = devs["train"]["samples"], world["spread"] ** 2
-    steps = np.asarray(steps)
-    return pd.DataFrame({"step": steps, "variance": sigma2 * closed_form[retention.pop()](m, steps)})
+    frame = pd.DataFrame({"step": steps, "variance": sigma2 * closed_form[retention.pop()](m, steps)})
+    frame.attrs["label"] = "closed form, one chain"
+    return frame
 
 
 # ── tables ────────────────────────────────────────────────────────────────────────────────────────────
@@ -266,8 +286,8 @@ def _run_report(path: Path, out: Path) -> Report:
         if metric in run.agents.columns:
             figures.over_time(run.agents, metric, units="developer", color="0.7", title=title, ax=ax)
         figures.over_time(run.model, metric, color="C0", title=title, ax=ax)
-        if metric == "variance" and theory is not None:
-            figures.overlay(ax, theory, "step", "variance", "closed form, one chain")
+        if theory is not None and metric in theory.columns:
+            figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -404,11 +424,11 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
     for ax, metric in zip(axs, metrics, strict=True):
         figures.over_time(over_time, metric, hue="condition", title=title, ax=ax)
-        if metric == "variance":
+        if metric in ("variance", "distance"):
             for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
                 theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
-                if theory is not None:
-                    figures.overlay(ax, theory, "step", "variance", f"closed form, one chain ({cond})")
+                if theory is not None and metric in theory.columns:
+                    figures.overlay(ax, theory, "step", metric, f"{theory.attrs['label']} ({cond})")
     figures.shared_legend(axs, "condition")
     pngs.append(figures.save(fig, out / "metrics.png"))
 

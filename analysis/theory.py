@@ -103,3 +103,48 @@ def vu_moments(
         means.append(mean.copy())
         covs.append(cov.copy())
     return np.stack(means), np.stack(covs)
+
+
+def vu_applicable(scenario) -> bool:
+    """Whether a scenario meets the assumptions of :func:`vu_moments`: a linear world with fixed designs, the
+    linear family sampling with the world's noise, and one policy for everyone that weights whole data sets
+    in the loss (``mix: weight``), keeps only the newest synthetic data, and scrapes no fresh human data
+    unfiltered by nothing."""
+    world, devs = scenario.world, scenario.developers
+    policies = devs.policies()
+    return (world.kind == "linear" and world.fixed_design and devs.family.kind == "linear"
+            and devs.family.noise == world.noise and devs.family.ridge == 0
+            and all(p == policies[0] for p in policies)
+            and all(p.mix == "weight" and p.retention == "replace" and p.human_fresh == 0
+                    and p.detector is None and p.verifier is None for p in policies))
+
+
+def vu_expected_distance(scenario) -> np.ndarray:
+    """E‖θ̂_{t,k} − θ‖² averaged over developers, for generations 1..steps (the ``distance`` metric's
+    expectation), from :func:`vu_moments` on the run's own world: its private and public data, designs and
+    reading matrix W, rebuilt from the resolved scenario. Conditional on the real data and designs, so it is
+    exact for every replication that shares the world seed.
+    """
+    from ecosystem.model import EcosystemModel  # analysis reads the ecosystem, never the other way round
+
+    if not vu_applicable(scenario):
+        raise ValueError("vu_expected_distance: the scenario does not meet the assumptions of vu_moments")
+    model = EcosystemModel(scenario)
+    world, devs = model.world, scenario.developers
+    data = devs.policies()[0]
+    alpha = data.synthetic
+    beta = data.original / (1 - alpha) if alpha < 1 else 0.5  # irrelevant when α = 1
+    k = devs.count
+
+    def arrays(batch):
+        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
+
+    private = [arrays(world.original(i)) for i in range(k)]
+    designs = [world.prompts(j, devs.publish.samples, model.generator).cpu().numpy() for j in range(k)]
+    means, covs = vu_moments(private, arrays(world.public()), designs, model.reading, alpha, beta,
+                             world.spec.noise, scenario.steps)
+    theta = world.theta.cpu().numpy()
+    d = theta.shape[0]
+    bias = ((means - theta) ** 2).sum(-1)  # (T, K)
+    variance = np.stack([[np.trace(c[i * d : (i + 1) * d, i * d : (i + 1) * d]) for i in range(k)] for c in covs])
+    return (bias + variance).mean(1)
