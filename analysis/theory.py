@@ -108,8 +108,8 @@ def vu_moments(
 def vu_applicable(scenario) -> bool:
     """Whether a scenario meets the assumptions of :func:`vu_moments`: a linear world with fixed designs, the
     linear family sampling with the world's noise, and one policy for everyone that weights whole data sets
-    in the loss (``mix: weight``), keeps only the newest synthetic data, and scrapes no fresh human data
-    unfiltered by nothing."""
+    in the loss (``mix: weight``), keeps only the newest synthetic data, and uses no fresh human data, no
+    detector and no verifier."""
     world, devs = scenario.world, scenario.developers
     policies = devs.policies()
     return (world.kind == "linear" and world.fixed_design and devs.family.kind == "linear"

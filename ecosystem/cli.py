@@ -6,7 +6,6 @@ exit status 2, no traceback, and nothing written.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -125,10 +124,6 @@ def _free_folder(base: Path) -> Path:
         i += 1
         candidate = base.with_name(f"{base.name}-{i}")
     return candidate
-
-
-def main() -> None:  # pragma: no cover - entry point
-    sys.exit(app())
 
 
 if __name__ == "__main__":  # pragma: no cover

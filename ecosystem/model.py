@@ -22,7 +22,7 @@ from ecosystem.families import build_family
 from ecosystem.network import build_network, reading_matrix
 from ecosystem.pool import HUMAN, MODEL, ContentPool
 from ecosystem.scenario import TOKEN_WORLDS, Scenario
-from ecosystem.seeding import Seeds, resolve_device
+from ecosystem.seeding import Seeds
 from ecosystem.worlds import Batch, build_world
 from ecosystem.worlds.communities import concept_weights
 
@@ -56,6 +56,7 @@ class EcosystemModel(mesa.Model):
         self.pool = ContentPool(self.world.item_shape, self.world.dtype, self.device)
         self.communities = [c.name for c in scenario.communities]
         self.heldout = self.world.heldout()
+        self.detecting = any(p.detector is not None for p in devs.policies())  # draw detector scores?
 
         self.public = self._add_human(self.world.public(), step=0)
         weights = concept_weights(scenario.communities, self.world.n_concepts).numpy()  # (K, C)
@@ -91,9 +92,10 @@ class EcosystemModel(mesa.Model):
         self.agents_by_type[ModelDeveloper].shuffle_do("gather")
         items, weights = self._training_batch()
         self.state = self.family.fit(self.state, items, weights, self.generator)
+        train = self._training_stats()
         samples = self._sample()
-        self._publish(samples, t)
-        self._measure(samples)
+        self._publish(samples, t, train["train_lineage_depth"])
+        self._measure(samples, train)
         self.datacollector.collect(self)
 
     def _write_human(self, t: int) -> None:
@@ -133,12 +135,24 @@ class EcosystemModel(mesa.Model):
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
                                   top_p=publish.top_p, prompts=prompts)  # (N, k, *item)
 
-    def _publish(self, samples: torch.Tensor, t: int) -> None:
+    def _training_stats(self) -> dict[str, np.ndarray]:
+        """Per developer ``(N,)``: synthetic share, lineage depth and size of the set it just trained on
+        (share and depth NaN for an empty set)."""
+        kind, depth = self.pool.column("author_kind"), self.pool.column("depth")
+        return {
+            "train_synthetic_share": np.array([_weighted_mean(kind[d.train_idx] == MODEL, d.train_w)
+                                               for d in self.developers]),
+            "train_lineage_depth": np.array([_weighted_mean(depth[d.train_idx], d.train_w)
+                                             for d in self.developers]),
+            "train_size": np.array([float(len(d.train_idx)) for d in self.developers]),
+        }
+
+    def _publish(self, samples: torch.Tensor, t: int, train_depth: np.ndarray) -> None:
         n, k = samples.shape[:2]
         flat = samples.reshape(n * k, *samples.shape[2:])
         for d in self.developers:  # a model that got no data keeps its parameters, hence its depth
-            if d.train_w.sum() > 0:
-                d.depth = 1.0 + _weighted_mean(self.pool.column("depth")[d.train_idx], d.train_w)
+            if np.isfinite(train_depth[d.slot]):
+                d.depth = 1.0 + train_depth[d.slot]
         depth = np.array([d.depth for d in self.developers])
         idx = self.pool.add(flat, author_kind=MODEL, author=np.repeat(np.arange(n), k), step=t,
                             concept=self.world.concept_of(flat), community=-1, depth=np.repeat(depth, k),
@@ -146,31 +160,25 @@ class EcosystemModel(mesa.Model):
         for d in self.developers:
             d.published = idx[d.slot * k : (d.slot + 1) * k]
 
-    def _measure(self, samples: torch.Tensor) -> None:
+    def _measure(self, samples: torch.Tensor, train: dict[str, np.ndarray]) -> None:
         per_dev, divergence = metrics.measure(self.world, self.family, self.state, samples, self.heldout,
                                               self.communities)
-        values = {name: v.double().cpu().numpy() for name, v in per_dev.items()}
-        kind, depth = self.pool.column("author_kind"), self.pool.column("depth")
+        values = {name: v.double().cpu().numpy() for name, v in per_dev.items()} | train  # each (N,)
         for d in self.developers:
-            w = d.train_w
-            d.metrics = {name: float(v[d.slot]) for name, v in values.items()} | {
-                "train_synthetic_share": _weighted_mean(kind[d.train_idx] == MODEL, w),
-                "train_lineage_depth": _weighted_mean(depth[d.train_idx], w),
-                "train_size": float(len(d.train_idx)),
-            }
+            d.metrics = {name: float(v[d.slot]) for name, v in values.items()}
         self.divergence = divergence.double().cpu().numpy()
         n = len(self.developers)
         if n <= MAX_DIVERGENCE_HISTORY:
             self.divergence_history.append(self.divergence)
         off = ~np.eye(n, dtype=bool)
-        self.summary = {name: float(np.mean([d.metrics[name] for d in self.developers]))
-                        for name in self.agent_names()}
+        kind = self.pool.column("author_kind")
+        self.summary = {name: float(values[name].mean()) for name in self.agent_names()}
         self.summary |= {
             "nll_spread": float(np.std(values["nll"])),
             "homogenization": float(self.divergence[off].mean()) if n > 1 else 0.0,
             "pool_size": float(len(self.pool)),
             "pool_synthetic_share": float((kind == MODEL).mean()),
-            "pool_lineage_depth": float(depth.mean()),
+            "pool_lineage_depth": float(self.pool.column("depth").mean()),
         }
 
     # ── helpers ────────────────────────────────────────────────────────────────────────────────────────
@@ -184,9 +192,7 @@ class EcosystemModel(mesa.Model):
 
     def _scores(self, n: int) -> np.ndarray:
         """Detector scores of new items (see ``ecosystem.pool``), drawn only when some developer uses one."""
-        if all(p.detector is None for p in self.scenario.developers.policies()):
-            return np.ones(n)
-        return self.rng.random(n)
+        return self.rng.random(n) if self.detecting else np.ones(n)
 
     def _verify(self, items: torch.Tensor) -> np.ndarray | bool:
         if self.scenario.world.kind not in TOKEN_WORLDS:
@@ -199,6 +205,15 @@ class EcosystemModel(mesa.Model):
 
     def metric_names(self) -> list[str]:
         return [*self.agent_names(), "nll_spread", "homogenization", *POOL_METRICS]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when it is available, else the CPU; asking for ``cuda`` without it is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was asked for but CUDA is not available; use 'cpu' or 'auto'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def _reporter(name: str):

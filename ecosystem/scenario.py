@@ -7,6 +7,7 @@ and what is allowed, e.g. ``developers.data.synthetic: must be between 0 and 1, 
 
 from __future__ import annotations
 
+import copy
 import math
 import types
 import typing
@@ -513,8 +514,6 @@ def validate_scenario(
 
 def set_path(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` with each dotted path (``developers.data.synthetic``) set to its value."""
-    import copy
-
     data = copy.deepcopy(data)
     for dotted, value in overrides.items():
         node = data
