@@ -80,6 +80,11 @@ class TransformerState:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def layers(self) -> list[tuple[torch.Tensor, ...]]:
+        """Each block's weights (``LAYER_FIELDS``, each ``(N, ...)``). ``unbind``, not indexing: its backward
+        is one stack, where each index's backward would fill a zero tensor of the whole stacked weight."""
+        return list(zip(*(getattr(self, name).unbind(1) for name in LAYER_FIELDS), strict=True))
+
     def select(self, index: slice | int) -> TransformerState:
         """The developers ``index`` (a slice keeps the leading dimension, an int drops it)."""
         return TransformerState(**{k: v[index] for k, v in self.tensors().items()})
@@ -98,6 +103,9 @@ class TransformerState:
                 for k, v in self.tensors().items()
             }
         )
+
+
+LAYER_FIELDS = ("ln_1", "c_attn", "attn_proj", "ln_2", "c_fc", "mlp_proj")  # stacked (N, L, ...)
 
 
 def parameter_count(spec: TransformerFamilySpec, vocab_size: int, seq_len: int) -> int:
@@ -121,21 +129,31 @@ def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x.reshape(n, b * s, -1), w).view(n, b, s, -1)
 
 
-def _layer_norm(x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
-    """LayerNorm of ``x (n, B, S, C)`` with each developer's gain ``(n, C)``."""
-    return F.layer_norm(x, x.shape[-1:]) * gain[:, None, None, :]
+def _normed_linear(x: torch.Tensor, gain: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Each developer's ``LayerNorm(x; gain) @ W``, the gain ``(n, Cin)`` folded into ``W (n, Cin, Cout)``:
+    (x̂ ⊙ g) W = x̂ (diag(g) W), which scales the small weight matrix instead of the activations (and spares
+    the backward pass an activation-sized product and reduction)."""
+    return _linear(F.layer_norm(x, x.shape[-1:]), gain[:, :, None] * w)
 
 
 def _block(
-    p: TransformerState, layer: int, x: torch.Tensor, heads: int, cache: torch.Tensor | None, t0: int
+    x: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    heads: int,
+    cache: torch.Tensor | None,
+    layer: int,
+    t0: int,
 ) -> torch.Tensor:
-    """One pre-LN transformer block on ``x (n, B, S, C)`` at positions ``t0 .. t0+S-1``.
+    """One pre-LN transformer block with ``weights`` (one layer's ``LAYER_FIELDS``, each ``(n, ...)``) on
+    ``x (n, B, S, C)`` at positions ``t0 .. t0+S-1``.
 
     Without a cache the block sees the whole sequence under a causal mask; with ``cache (L, 2, n, B, H,
-    T, hs)`` it stores this step's keys and values and attends to every position so far (decoding).
+    T, hs)`` it stores this step's keys and values at ``layer`` and attends to every position so far
+    (decoding).
     """
+    ln_1, c_attn, attn_proj, ln_2, c_fc, mlp_proj = weights
     n, b, s, c = x.shape
-    qkv = _linear(_layer_norm(x, p.ln_1[:, layer]), p.c_attn[:, layer])  # (n, B, S, 3C)
+    qkv = _normed_linear(x, ln_1, c_attn)  # (n, B, S, 3C)
     q, k, v = (z.view(n, b, s, heads, c // heads).transpose(2, 3) for z in qkv.split(c, dim=-1))
     if cache is not None:  # each (n, B, H, S, hs)
         cache[layer, 0, ..., t0 : t0 + s, :] = k
@@ -144,9 +162,9 @@ def _block(
     # SDPA is faster on 4-D (batch, heads, time, head size) than with the extra developer dimension.
     y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=cache is None)
     y = y.view(n, b, heads, s, c // heads)  # (n, B, H, S, hs)
-    x = x + _linear(y.transpose(2, 3).reshape(n, b, s, c), p.attn_proj[:, layer])
-    h = F.gelu(_linear(_layer_norm(x, p.ln_2[:, layer]), p.c_fc[:, layer]))  # (n, B, S, 4C)
-    return x + _linear(h, p.mlp_proj[:, layer])
+    x = x + _linear(y.transpose(2, 3).reshape(n, b, s, c), attn_proj)
+    h = F.gelu(_normed_linear(x, ln_2, c_fc))  # (n, B, S, 4C)
+    return x + _linear(h, mlp_proj)
 
 
 def hidden(
@@ -157,11 +175,13 @@ def hidden(
     n, _, s = inputs.shape
     rows, c = p.wte.shape[1:]
     offset = torch.arange(n, device=inputs.device).view(n, 1, 1) * rows  # each developer's own table
-    x = F.embedding(inputs + offset, p.wte.reshape(n * rows, c))  # (n, B, S, C)
+    # index_select, not F.embedding: its backward is one index_add, the embedding's a sort-based kernel.
+    x = p.wte.reshape(n * rows, c).index_select(0, (inputs + offset).flatten()).view(*inputs.shape, c)
     x = x + p.wpe[:, None, t0 : t0 + s]  # (n, B, S, C)
-    for layer in range(p.ln_1.shape[1]):
-        x = _block(p, layer, x, heads, cache, t0)
-    return _layer_norm(x, p.ln_f)
+    for layer, weights in enumerate(p.layers()):
+        x = _block(x, weights, heads, cache, layer, t0)
+    # The last gain multiplies the activations: folded into the head it would scale a (C, V) matrix.
+    return F.layer_norm(x, x.shape[-1:]) * p.ln_f[:, None, None, :]
 
 
 def forward(
@@ -177,13 +197,16 @@ def token_losses(p: TransformerState, tokens: torch.Tensor, heads: int) -> torch
     return F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none").view(tokens.shape)
 
 
+_TINY = 1e-30  # probabilities below this lose digits in float32 (its normal range ends at 1.2e-38)
+
+
 class _HeadLoss(torch.autograd.Function):
     """Each developer's mean next-token cross-entropy through the LM head, its gradient made in the same pass.
 
     ``h (n, M, C)`` final hidden states, ``w (n, C, V)`` head weights, ``target (n, M)`` → ``(n,)``. The
     gradient of a mean cross-entropy with respect to the logits is (softmax − onehot) / M (Bishop, "Pattern
     recognition and machine learning", 2006, §4.3.4), so ``chunk`` developers at a time the V-wide logits
-    are made, turned into that gradient in place and multiplied back into the gradients of ``h`` and ``w``
+    are made, turned into that gradient by one softmax and multiplied back into the gradients of ``h`` and ``w``
     while they are still in cache, instead of being written out for the whole block and read twice more by
     a separate softmax and its backward pass.
     """
@@ -197,13 +220,16 @@ class _HeadLoss(torch.autograd.Function):
         for i0, i1 in _spans(h.shape[0], chunk):
             t = target[i0:i1, :, None]  # (k, M, 1)
             z = torch.bmm(h[i0:i1], w[i0:i1])  # (k, M, V) logits
-            z -= z.amax(-1, keepdim=True)  # shifted for a stable exp
-            z_t = z.gather(-1, t)  # (k, M, 1)
-            total = z.exp_().sum(-1, keepdim=True)  # (k, M, 1)
-            loss[i0:i1] = (total.log() - z_t).mean((1, 2))
-            z.div_(total).scatter_add_(-1, t, torch.full_like(z_t, -1.0))  # softmax − onehot
-            torch.bmm(z, w[i0:i1].transpose(1, 2), out=grad_h[i0:i1])  # (k, M, C)
-            torch.bmm(h[i0:i1].transpose(1, 2), z, out=grad_w[i0:i1])  # (k, C, V)
+            p = torch.softmax(z, dim=-1)  # one pass: max, exp, sum and divide in one kernel
+            p_t = p.gather(-1, t)  # (k, M, 1)
+            token_loss = -p_t.log()
+            if (p_t < _TINY).any():  # underflow: −log p_t = logsumexp(z) − z_t, exactly, for those tokens
+                exact = torch.logsumexp(z, -1, keepdim=True) - z.gather(-1, t)
+                token_loss = torch.where(p_t < _TINY, exact, token_loss)
+            loss[i0:i1] = token_loss.mean((1, 2))
+            p.scatter_add_(-1, t, torch.full_like(p_t, -1.0))  # softmax − onehot
+            torch.bmm(p, w[i0:i1].transpose(1, 2), out=grad_h[i0:i1])  # (k, M, C)
+            torch.bmm(h[i0:i1].transpose(1, 2), p, out=grad_w[i0:i1])  # (k, C, V)
         ctx.save_for_backward(grad_h, grad_w)
         return loss
 
