@@ -9,7 +9,9 @@ speedups as the last line.
     python benchmarks/train_batched.py [--quick] [--device cpu|cuda] [--blocks 8,16,32]
 
 The modes' steps are interleaved (batched, loop, batched, loop, ...) so that other processes sharing the
-cores disturb them alike, and each reports its fastest step (as ``timeit`` advises). On CPU each mode's
+cores disturb them alike; the table gives each mode's fastest step (as ``timeit`` advises) and the speedup
+is the median over rounds of the ratio of steps taken back to back (robust to the machine's speed drifting
+during the run). On CPU each mode's
 peak memory is measured in a forked child, before this process has allocated anything big: the growth of
 its resident set while it builds the trainer (weight copies, AdamW state) and takes two steps.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import struct
 import time
 from dataclasses import dataclass
@@ -144,11 +147,11 @@ def peak_memory_mib(setup: Setup, mode: str) -> float:
     return struct.unpack("d", data)[0]
 
 
-def time_modes(setup: Setup, modes: list[str], repeats: int) -> dict[str, float]:
-    """Fastest step of each mode, in seconds, the modes' steps interleaved after a warm-up step each."""
+def time_modes(setup: Setup, modes: list[str], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each mode's steps, the modes' steps interleaved round by round after a warm-up round."""
     family, state, tokens = setup.build()
     trainers = {mode: make_trainer(family, state, mode) for mode in modes}
-    best = dict.fromkeys(modes, float("inf"))
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
     for round_ in range(repeats + 1):
         for mode, trainer in trainers.items():
             sync(setup.device)
@@ -156,8 +159,14 @@ def time_modes(setup: Setup, modes: list[str], repeats: int) -> dict[str, float]
             trainer.step(tokens)
             sync(setup.device)
             if round_:  # round 0 warms up
-                best[mode] = min(best[mode], time.perf_counter() - start)
-    return best
+                times[mode].append(time.perf_counter() - start)
+    return times
+
+
+def paired_speedup(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of the ratio of two modes' steps taken back to back: robust to the machine's speed
+    drifting during the run (other virtual machines on the host), which the ratio of two minima is not."""
+    return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
 
 
 def load_average() -> str:
@@ -198,15 +207,17 @@ def main() -> None:
             print(header)
         times = time_modes(setup, modes, repeats if setup.n <= 256 else 2)
         tokens = setup.n * size.batch * size.seq_len
-        for mode, seconds in times.items():
+        for mode, steps in times.items():
+            seconds = min(steps)
             gflops = size.flops_per_token() * tokens / seconds / 1e9
             print(
                 f"{size.name:<17}{setup.n:>5} {mode:<11}{seconds * 1e3:>9.2f}{tokens / seconds:>10.0f}"
                 f"{gflops:>9.1f}{100 * gflops / ceiling:>6.1f}%{setup_memory[mode]:>8.0f}"
             )
-        batched = min(t for mode, t in times.items() if mode.startswith("batched"))
+        batched = min((m for m in times if m.startswith("batched")), key=lambda m: min(times[m]))
         speedups.append(
-            f"{size.name.split()[0]} N={setup.n}: {times['loop'] / batched:.1f}x ({times['loop/fused'] / batched:.1f}x)"
+            f"{size.name.split()[0]} N={setup.n}: {paired_speedup(times['loop'], times[batched]):.1f}x "
+            f"({paired_speedup(times['loop/fused'], times[batched]):.1f}x)"
         )
     print(f"\n{load_average()} at the end (other processes share the cores)")
     print("speedup batched vs loop (vs loop/fused): " + ", ".join(speedups))
