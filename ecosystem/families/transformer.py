@@ -129,6 +129,12 @@ def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x.reshape(n, b * s, -1), w).view(n, b, s, -1)
 
 
+def _residual(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Each developer's ``x + y @ W`` in one kernel: ``x (n, B, S, Cout)``, ``y (n, B, S, Cin)``."""
+    n, b, s, _ = y.shape
+    return torch.baddbmm(x.reshape(n, b * s, -1), y.reshape(n, b * s, -1), w).view(n, b, s, -1)
+
+
 def _normed_linear(x: torch.Tensor, gain: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Each developer's ``LayerNorm(x; gain) @ W``, the gain ``(n, Cin)`` folded into ``W (n, Cin, Cout)``:
     (x̂ ⊙ g) W = x̂ (diag(g) W), which scales the small weight matrix instead of the activations (and spares
@@ -162,9 +168,9 @@ def _block(
     # SDPA is faster on 4-D (batch, heads, time, head size) than with the extra developer dimension.
     y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=cache is None)
     y = y.view(n, b, heads, s, c // heads)  # (n, B, H, S, hs)
-    x = x + _linear(y.transpose(2, 3).reshape(n, b, s, c), attn_proj)
+    x = _residual(x, y.transpose(2, 3).reshape(n, b, s, c), attn_proj)
     h = F.gelu(_normed_linear(x, ln_2, c_fc))  # (n, B, S, 4C)
-    return x + _linear(h, mlp_proj)
+    return _residual(x, h, mlp_proj)
 
 
 def hidden(
