@@ -111,10 +111,12 @@ def _status_kib(field: str) -> int:
 def peak_memory_mib(setup: Setup, mode: str) -> float:
     """MiB a mode adds to the weights while it builds its trainer and takes two steps.
 
-    CPU: in a forked child (Linux), after a warm-up with one developer, the growth of the peak resident set;
+    After a warm-up with one developer. CPU: in a forked child (Linux), the growth of the peak resident set;
     writing 5 to clear_refs resets the peak. CUDA: the growth of the allocator's peak, in this process.
     """
+    warm = Setup(setup.size, 1, setup.device)  # the libraries' own first-use memory is not the mode's
     if setup.device.type == "cuda":
+        make_trainer(*warm.build()[:2], mode).step(warm.build()[2])  # cuBLAS workspace, lazy start-up
         family, state, tokens = setup.build()
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated(setup.device)
@@ -130,7 +132,6 @@ def peak_memory_mib(setup: Setup, mode: str) -> float:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: measure and leave without running the parent's cleanup
-        warm = Setup(setup.size, 1, setup.device)  # the libraries' own first-use memory is not the mode's
         make_trainer(*warm.build()[:2], mode).step(warm.build()[2])
         family, state, tokens = setup.build()
         Path("/proc/self/clear_refs").write_text("5")

@@ -62,7 +62,7 @@ def run(
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
         folder = run_scenario(scenario, out, progress=not quiet)
-    except RuntimeError as err:  # e.g. cuda asked for and absent
+    except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
     typer.echo(f"wrote {folder}")
 

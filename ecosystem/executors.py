@@ -6,7 +6,8 @@ task means; results must be small (the sweep's workers return a record, and writ
 
 - ``serial``: one after another in this process (debugging, and the baseline of the throughput benchmark).
 - ``process`` (default): ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method, which is
-  safe with torch and CUDA (a forked child inherits locks and CUDA state it cannot use).
+  safe with torch and CUDA (a forked child inherits locks and CUDA state it cannot use). On a machine with
+  GPUs, runs that want one are spread over the GPUs and at most ``1 / share`` of them share one at a time.
 - ``ray``: one Ray task per run (``num_cpus=1``, and a fraction of a GPU when the run wants one, so several
   small runs share a GPU); ``ray.init()`` starts a local Ray, or ``address=`` joins a running cluster.
 """
@@ -28,10 +29,10 @@ class WorkerDied(RuntimeError):
 
 
 class Executor:
-    """Runs ``fn`` over tasks; ``gpus[i]`` is the share of a GPU task ``i`` asks for (Ray only)."""
+    """Runs ``fn`` over tasks; ``gpus[i]`` is the share of a GPU task ``i`` asks for (Ray and process)."""
 
     workers: int = 1
-    has_gpu: bool = False  # whether the executor schedules GPUs (only Ray does; others run where they are)
+    has_gpu: bool = False  # whether the executor schedules GPUs (serial runs where it is)
 
     def run(
         self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
@@ -60,16 +61,56 @@ class SerialExecutor(Executor):
             yield i, result
 
 
+def _on_gpu(fn: Callable[[Any], Any], task: Any, device: int) -> Any:
+    """``fn(task)`` with CUDA device ``device`` current in this worker (``"cuda"`` then means that GPU)."""
+    import torch
+
+    torch.cuda.set_device(device)
+    return fn(task)
+
+
+class GpuSlots:
+    """Shares of ``count`` GPUs in use: ``take(share)`` gives the least loaded GPU with ``share`` free (or
+    None while none has), ``give(gpu, share)`` returns it."""
+
+    def __init__(self, count: int) -> None:
+        self.load = [0.0] * count
+
+    def take(self, share: float) -> int | None:
+        gpu = min(range(len(self.load)), key=self.load.__getitem__)
+        if self.load[gpu] + share > 1 + 1e-9:
+            return None
+        self.load[gpu] += share
+        return gpu
+
+    def give(self, gpu: int, share: float) -> None:
+        self.load[gpu] -= share
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 class ProcessExecutor(Executor):
     """A spawn-context process pool that keeps exactly ``workers`` tasks in flight.
 
     Keeping no more tasks queued than there are workers means that when a worker dies (and
     ``concurrent.futures`` marks the whole pool broken), the tasks lost are the ones that were running:
     they are reported as :class:`WorkerDied`, the pool is rebuilt, and the remaining tasks go on.
+
+    With GPUs (``gpu_count``, detected by default), a task asking for a share of one runs on the least
+    loaded GPU that has that share free, and waits while none has: without this every worker would open
+    its own CUDA context on GPU 0.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, gpu_count: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.gpu_count = _gpu_count() if gpu_count is None else gpu_count
+        self.has_gpu = self.gpu_count > 0
         self._pool: ProcessPoolExecutor | None = None
 
     def _fresh_pool(self) -> ProcessPoolExecutor:
@@ -82,21 +123,32 @@ class ProcessExecutor(Executor):
         self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
     ) -> Iterator[tuple[int, Any]]:
         pool = self._pool or self._fresh_pool()
-        todo = iter(range(len(tasks)))
-        running: dict[Future, int] = {}
+        shares = [g if self.has_gpu else 0.0 for g in (gpus or [0.0] * len(tasks))]
+        slots = GpuSlots(self.gpu_count)
+        todo = list(range(len(tasks)))[::-1]  # a stack: the next task last
+        running: dict[Future, tuple[int, int | None]] = {}  # future → (task, GPU)
 
         def submit() -> None:
-            for i in todo:
-                running[pool.submit(fn, tasks[i])] = i
-                if len(running) >= self.workers:
-                    return
+            while todo and len(running) < self.workers:
+                i, share = todo[-1], shares[todo[-1]]
+                device = slots.take(share) if share > 0 else None
+                if share > 0 and device is None:
+                    return  # every GPU is full: wait for a run to finish
+                todo.pop()
+                future = pool.submit(fn, tasks[i]) if device is None else pool.submit(_on_gpu, fn, tasks[i], device)
+                running[future] = (i, device)
+
+        def release(device: int | None, i: int) -> None:
+            if device is not None:
+                slots.give(device, shares[i])
 
         submit()
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
-                i = running.pop(future)
+                i, device = running.pop(future)
+                release(device, i)
                 try:
                     yield i, future.result()
                 except BrokenProcessPool as err:
@@ -105,7 +157,8 @@ class ProcessExecutor(Executor):
                 except Exception as err:
                     yield i, err
             if broken:
-                for i in running.values():
+                for i, device in running.values():
+                    release(device, i)
                     yield i, WorkerDied("worker process died while running this task (pool broken)")
                 running.clear()
                 pool = self._fresh_pool()

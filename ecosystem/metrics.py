@@ -56,7 +56,8 @@ def probe(items: torch.Tensor, world: World) -> torch.Tensor:
     ``TOKEN_PROBES`` sequences, evenly spaced so that every community is represented (the JSD costs N²·P·T·V)."""
     if world.dtype != torch.int64 or len(items) <= TOKEN_PROBES:
         return items
-    return items[torch.linspace(0, len(items) - 1, TOKEN_PROBES, device=items.device).long()]
+    # Integer arithmetic: a float32 linspace truncates (row 340 for 341 of 1024), and differently by device.
+    return items[torch.arange(TOKEN_PROBES, device=items.device) * (len(items) - 1) // (TOKEN_PROBES - 1)]
 
 
 def _closed_form(world: World, family: Family, state: object) -> dict[str, torch.Tensor]:

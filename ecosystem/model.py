@@ -21,7 +21,7 @@ from ecosystem import metrics
 from ecosystem.families import build_family
 from ecosystem.network import build_network, reading_matrix
 from ecosystem.pool import HUMAN, MODEL, ContentPool
-from ecosystem.scenario import TOKEN_WORLDS, Scenario
+from ecosystem.scenario import TOKEN_WORLDS, Scenario, ScenarioError
 from ecosystem.seeding import Seeds
 from ecosystem.worlds import Batch, build_world
 from ecosystem.worlds.communities import concept_weights
@@ -210,7 +210,7 @@ class EcosystemModel(mesa.Model):
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when it is available, else the CPU; asking for ``cuda`` without it is an error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' was asked for but CUDA is not available; use 'cpu' or 'auto'")
+        raise ScenarioError("device: 'cuda' was asked for but CUDA is not available; use 'cpu' or 'auto'")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

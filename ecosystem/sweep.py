@@ -105,7 +105,8 @@ def run_sweep(
 
     Every run is validated before anything is written (a bad design value raises ``ScenarioError``).
     ``resume=False`` refuses a folder that already holds a sweep instead of continuing it. Runs asking for
-    ``cuda`` (or ``auto`` on a cluster with GPUs) request ``gpus_per_run`` of a GPU from Ray. Each run's
+    ``cuda`` (or ``auto`` where there are GPUs) take ``gpus_per_run`` of a GPU (Ray, or the process backend's
+    own GPU slots). Each run's
     ``summary.png`` is drawn only with ``figures=True``: for small runs the figure costs several times the
     simulation, and a sweep is read through its frame (``analysis.sweep_frame``).
     """

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from tests.conftest import tiny
@@ -46,6 +47,14 @@ def test_bad_scenario_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
     missing = ecosim("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert missing.returncode == 2 and "no such scenario file" in missing.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error where CUDA is absent")
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
+    res = ecosim("run", str(write(tmp_path, tiny(device="cuda"))), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert "device: 'cuda' was asked for but CUDA is not available" in res.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):

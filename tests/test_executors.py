@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ecosystem.executors import ProcessExecutor, RayExecutor, SerialExecutor, WorkerDied, make_executor
+from ecosystem.executors import GpuSlots, ProcessExecutor, RayExecutor, SerialExecutor, WorkerDied, make_executor
 
 TASKS = [4.0, 9.0, -1.0, 16.0, 25.0]  # math.sqrt raises ValueError on -1
 
@@ -44,6 +44,21 @@ def test_process_pool_returns_every_task_and_survives_a_dead_worker():
     assert len(lost) <= 2
     assert all(outcomes[i] == i * i for i in range(8) if i not in lost)
     assert all(outcomes[i] == i * i for i in range(5, 8))
+
+
+def test_gpu_slots_spread_runs_and_never_oversubscribe():
+    slots = GpuSlots(2)
+    assert [slots.take(0.25) for _ in range(8)] == [0, 1] * 4  # least loaded first: round robin
+    assert slots.take(0.25) is None  # both GPUs full
+    slots.give(1, 0.25)
+    assert slots.take(0.5) is None and slots.take(0.25) == 1
+    assert GpuSlots(1).take(1.0) == 0
+
+
+def test_process_executor_without_gpus_ignores_gpu_shares():
+    with ProcessExecutor(2, gpu_count=0) as ex:
+        assert not ex.has_gpu
+        check_outcomes(list(ex.run(math.sqrt, TASKS, gpus=[0.25] * len(TASKS))))
 
 
 def test_unknown_backend():

@@ -116,6 +116,17 @@ def test_fused_head_loss_matches_autograd_even_where_softmax_underflows(chunk: i
         assert torch.allclose(a.grad, b.grad, atol=1e-5)
 
 
+def test_attention_in_pieces_matches_one_call(monkeypatch) -> None:
+    g = gen()
+    q, k, v = (torch.randn(7, 2, 5, 4, generator=g) for _ in range(3))
+    whole = transformer._attention(q, k, v, causal=True)
+    monkeypatch.setattr(transformer, "ATTENTION_BATCH", 3)  # pieces of 3, 3 and 1 sequences
+    sdpa, pieces = transformer.F.scaled_dot_product_attention, []
+    monkeypatch.setattr(transformer.F, "scaled_dot_product_attention", lambda q, *a, **kw: pieces.append(len(q))
+                        or sdpa(q, *a, **kw))
+    assert torch.allclose(transformer._attention(q, k, v, causal=True), whole, atol=1e-6) and pieces == [3, 3, 1]
+
+
 def test_log_probs_of_all_sequences_sum_to_one() -> None:
     spec = TransformerFamilySpec(d_model=8, layers=1, heads=2)
     fam = TransformerFamily(spec, 3, 3, TrainSpec(steps=20, batch=4, lr=3e-2), CPU)

@@ -159,7 +159,11 @@ class NgramFamily:
         for b0 in range(0, b, chunk):
             x = items[:, b0 : b0 + chunk]  # (N, b, T)
             cell = self.contexts(x) * self.vocab_size + x + offset  # (N, b, T) in the developer's block
-            counts.index_add_(0, cell.flatten(), weights[:, b0 : b0 + chunk, None].expand_as(x).flatten())
+            w = weights[:, b0 : b0 + chunk, None].expand_as(x).flatten()
+            if counts.is_cuda:  # index_add_ adds with atomics in no fixed order on CUDA; index_put_ sorts
+                counts.index_put_((cell.flatten(),), w, accumulate=True)
+            else:
+                counts.index_add_(0, cell.flatten(), w)
         return counts.view(n, self.n_contexts, self.vocab_size)
 
     def log_prob(self, state: NgramState, items: torch.Tensor) -> torch.Tensor:

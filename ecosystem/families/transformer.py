@@ -130,7 +130,10 @@ def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def _residual(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Each developer's ``x + y @ W`` in one kernel: ``x (n, B, S, Cout)``, ``y (n, B, S, Cin)``."""
+    """Each developer's ``x + y @ W`` in one kernel: ``x (n, B, S, Cout)``, ``y (n, B, S, Cin)``. Under
+    autocast the sum is taken apart, so that the residual stream stays float32 (baddbmm would round it)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return x + _linear(y, w)
     n, b, s, _ = y.shape
     return torch.baddbmm(x.reshape(n, b * s, -1), y.reshape(n, b * s, -1), w).view(n, b, s, -1)
 
@@ -140,6 +143,18 @@ def _normed_linear(x: torch.Tensor, gain: torch.Tensor, w: torch.Tensor) -> torc
     (x̂ ⊙ g) W = x̂ (diag(g) W), which scales the small weight matrix instead of the activations (and spares
     the backward pass an activation-sized product and reduction)."""
     return _linear(F.layer_norm(x, x.shape[-1:]), gain[:, :, None] * w)
+
+
+ATTENTION_BATCH = 1 << 15  # sequences per attention call: some CUDA kernels put the batch in a grid dimension < 65536
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    """SDPA on 4-D ``(batch, heads, time, head size)`` (faster than with the extra developer dimension), in
+    pieces of at most ``ATTENTION_BATCH`` sequences, which older torch releases need on CUDA."""
+    if q.shape[0] <= ATTENTION_BATCH:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    parts = zip(q.split(ATTENTION_BATCH), k.split(ATTENTION_BATCH), v.split(ATTENTION_BATCH), strict=True)
+    return torch.cat([F.scaled_dot_product_attention(*qkv, is_causal=causal) for qkv in parts])
 
 
 def _block(
@@ -165,8 +180,7 @@ def _block(
         cache[layer, 0, ..., t0 : t0 + s, :] = k
         cache[layer, 1, ..., t0 : t0 + s, :] = v
         k, v = cache[layer, 0, ..., : t0 + s, :], cache[layer, 1, ..., : t0 + s, :]  # (n, B, H, t0+S, hs)
-    # SDPA is faster on 4-D (batch, heads, time, head size) than with the extra developer dimension.
-    y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), is_causal=cache is None)
+    y = _attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), causal=cache is None)
     y = y.view(n, b, heads, s, c // heads)  # (n, B, H, S, hs)
     x = _residual(x, y.transpose(2, 3).reshape(n, b, s, c), attn_proj)
     h = F.gelu(_normed_linear(x, ln_2, c_fc))  # (n, B, S, 4C)
@@ -181,8 +195,11 @@ def hidden(
     n, _, s = inputs.shape
     rows, c = p.wte.shape[1:]
     offset = torch.arange(n, device=inputs.device).view(n, 1, 1) * rows  # each developer's own table
-    # index_select, not F.embedding: its backward is one index_add, the embedding's a sort-based kernel.
-    x = p.wte.reshape(n * rows, c).index_select(0, (inputs + offset).flatten()).view(*inputs.shape, c)
+    table, index = p.wte.reshape(n * rows, c), inputs + offset
+    if inputs.is_cuda:  # the embedding's sort-based backward is deterministic; index_add's atomics are not
+        x = F.embedding(index, table)
+    else:  # on CPU index_select's backward (one index_add) is faster than the embedding's sorting kernel
+        x = table.index_select(0, index.flatten()).view(*inputs.shape, c)
     x = x + p.wpe[:, None, t0 : t0 + s]  # (n, B, S, C)
     for layer, weights in enumerate(p.layers()):
         x = _block(x, weights, heads, cache, layer, t0)
@@ -326,8 +343,12 @@ class TransformerFamily:
         self.compute_dtype = getattr(torch, spec.dtype)
         self.chunk = chunk_elements(self.device)
         tokens = train.batch * seq_len  # per developer and training step
-        # Developers per training block: the widest activation, the MLP's (nb, B, T, 4C), within a chunk.
-        self.block = max(1, self.chunk // (tokens * 4 * spec.d_model))
+        # Developers per training block. On CPU the widest activation, the MLP's (nb, B, T, 4C), stays within
+        # a chunk (below glibc's mmap threshold; blocks of 64-256 were fastest). On a GPU the chunk is a
+        # memory budget for everything autograd keeps for the backward pass: about 5.7, 23 and 58 times
+        # that activation for 1, 4 and 8 layers (counted with saved-tensor hooks), hence 7L + 2.
+        kept = 1 if self.device.type == "cpu" else 7 * spec.layers + 2
+        self.block = max(1, self.chunk // (tokens * 4 * spec.d_model * kept))
         # Developers whose logits the fused head loss makes at once: on CPU about 3 MiB, near the cores' L2
         # caches (2 MiB together); 2, 3, 4 and 6 MiB were within 5% of each other at N = 64 and 256.
         head_elements = 3 << 18 if self.device.type == "cpu" else self.chunk
