@@ -170,6 +170,12 @@ def paired_speedup(slow: list[float], fast: list[float]) -> float:
     return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
 
 
+def rounds(n: int, repeats: int) -> int:
+    """Timed rounds for N developers: more where steps are short (the median ratio steadies), fewer where a
+    loop round takes seconds."""
+    return 2 * repeats + 1 if n <= 64 else repeats if n <= 256 else 2
+
+
 def load_average() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
@@ -193,7 +199,8 @@ def main() -> None:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {load_average()}")
     memory = [{mode: peak_memory_mib(s, mode) for mode in modes} for s in setups]  # before anything big
     ceiling = matmul_ceiling(device)
-    print(f"float32 matmul ceiling: {ceiling:.1f} GFLOP/s (2048x2048), best of {repeats} interleaved steps")
+    print(f"float32 matmul ceiling: {ceiling:.1f} GFLOP/s (2048x2048); {rounds(64, repeats)} interleaved rounds up to "
+          f"N = 64, {rounds(256, repeats)} at N = 256, {rounds(1024, repeats)} at N = 1024")
     header = f"{'model':<17}{'N':>5} {'mode':<11}{'ms/step':>9}{'tok/s':>10}{'GFLOP/s':>9}{'ceil%':>7}{'MiB':>8}"
     speedups = []
     for setup, setup_memory in zip(setups, memory, strict=True):
@@ -206,7 +213,7 @@ def main() -> None:
                 f"context {size.seq_len}, blocks of {block} developers"
             )
             print(header)
-        times = time_modes(setup, modes, repeats if setup.n <= 256 else 2)
+        times = time_modes(setup, modes, rounds(setup.n, repeats))
         tokens = setup.n * size.batch * size.seq_len
         for mode, steps in times.items():
             seconds = min(steps)
