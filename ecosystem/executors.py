@@ -62,11 +62,17 @@ class SerialExecutor(Executor):
 
 
 def _on_gpu(fn: Callable[[Any], Any], task: Any, device: int) -> Any:
-    """``fn(task)`` with CUDA device ``device`` current in this worker (``"cuda"`` then means that GPU)."""
+    """``fn(task)`` with CUDA device ``device`` current in this worker (``"cuda"`` then means that GPU); the
+    worker's cached GPU memory is released afterwards, so that idle workers do not hold it."""
     import torch
 
+    if not torch.cuda.is_available():  # only where a caller gave gpu_count without GPUs (tests)
+        return fn(task)
     torch.cuda.set_device(device)
-    return fn(task)
+    try:
+        return fn(task)
+    finally:
+        torch.cuda.empty_cache()
 
 
 class GpuSlots:
@@ -98,9 +104,10 @@ def _gpu_count() -> int:
 class ProcessExecutor(Executor):
     """A spawn-context process pool that keeps exactly ``workers`` tasks in flight.
 
-    Keeping no more tasks queued than there are workers means that when a worker dies (and
-    ``concurrent.futures`` marks the whole pool broken), the tasks lost are the ones that were running:
-    they are reported as :class:`WorkerDied`, the pool is rebuilt, and the remaining tasks go on.
+    When a worker dies, ``concurrent.futures`` marks the whole pool broken and fails every task in flight,
+    including those that merely shared the pool (or had just been handed to it). So the pool is rebuilt and
+    each of those tasks is run again alone: one that kills its worker alone is reported as
+    :class:`WorkerDied` (a crash, or the kernel's out-of-memory killer), the others give their results.
 
     With GPUs (``gpu_count``, detected by default), a task asking for a share of one runs on the least
     loaded GPU that has that share free, and waits while none has: without this every worker would open
@@ -122,44 +129,82 @@ class ProcessExecutor(Executor):
     def run(
         self, fn: Callable[[Any], Any], tasks: Sequence[Any], gpus: Sequence[float] | None = None
     ) -> Iterator[tuple[int, Any]]:
-        pool = self._pool or self._fresh_pool()
+        if any(not 0 <= g <= 1 for g in gpus or []):
+            raise ValueError("gpus: each task's share of a GPU must be between 0 and 1")
         shares = [g if self.has_gpu else 0.0 for g in (gpus or [0.0] * len(tasks))]
+        pool = self._pool or self._fresh_pool()
         slots = GpuSlots(self.gpu_count)
-        todo = list(range(len(tasks)))[::-1]  # a stack: the next task last
+        todo = list(range(len(tasks)))  # in order; a task waiting for a GPU lets later CPU tasks pass
+        suspects: list[int] = []  # in flight when a worker died: each runs again, alone
         running: dict[Future, tuple[int, int | None]] = {}  # future → (task, GPU)
-
-        def submit() -> None:
-            while todo and len(running) < self.workers:
-                i, share = todo[-1], shares[todo[-1]]
-                device = slots.take(share) if share > 0 else None
-                if share > 0 and device is None:
-                    return  # every GPU is full: wait for a run to finish
-                todo.pop()
-                future = pool.submit(fn, tasks[i]) if device is None else pool.submit(_on_gpu, fn, tasks[i], device)
-                running[future] = (i, device)
+        alone: int | None = None  # the suspect running alone
 
         def release(device: int | None, i: int) -> None:
             if device is not None:
                 slots.give(device, shares[i])
 
+        def pick() -> tuple[int, int | None] | None:
+            """The first waiting task that can start (its place in ``todo``, its GPU); None if none can."""
+            for k, i in enumerate(todo):
+                if shares[i] == 0:
+                    return k, None
+                device = slots.take(shares[i])
+                if device is not None:
+                    return k, device
+            return None  # nothing left, or every GPU task waits for a GPU: wait for a run to finish
+
+        def start(i: int, device: int | None) -> bool:
+            try:
+                future = pool.submit(fn, tasks[i]) if device is None else pool.submit(_on_gpu, fn, tasks[i], device)
+            except BrokenProcessPool:  # a worker died since the last wait: the task is a suspect
+                release(device, i)
+                suspects.append(i)
+                return False
+            running[future] = (i, device)
+            return True
+
+        def submit() -> None:
+            nonlocal alone
+            if suspects:  # once the tasks in flight are done, one suspect at a time
+                if not running:
+                    i = suspects.pop(0)
+                    alone = i if start(i, slots.take(shares[i]) if shares[i] > 0 else None) else None
+                return
+            while len(running) < self.workers and (chosen := pick()) is not None:
+                k, device = chosen
+                if not start(todo.pop(k), device):
+                    return
+
         submit()
-        while running:
+        while running or todo or suspects:
+            if not running:  # the pool broke with nothing in flight (a GPU always fits a share ≤ 1)
+                pool = self._fresh_pool()
+                submit()
+                if not running:
+                    raise RuntimeError("process pool: no task could be started on a fresh pool")
+                continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
                 i, device = running.pop(future)
                 release(device, i)
+                was_alone, alone = i == alone, None if i == alone else alone
                 try:
-                    yield i, future.result()
+                    result = future.result()
                 except BrokenProcessPool as err:
                     broken = True
-                    yield i, WorkerDied(f"worker process died while running this task ({err})")
+                    if was_alone:
+                        yield i, WorkerDied(f"worker process died while running this task alone ({err})")
+                    else:
+                        suspects.append(i)
+                    continue
                 except Exception as err:
-                    yield i, err
+                    result = err
+                yield i, result
             if broken:
                 for i, device in running.values():
                     release(device, i)
-                    yield i, WorkerDied("worker process died while running this task (pool broken)")
+                    suspects.append(i)
                 running.clear()
                 pool = self._fresh_pool()
             submit()

@@ -113,6 +113,8 @@ def run_sweep(
     start = time.perf_counter()
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not 0 < gpus_per_run <= 1:  # a run uses one device
+        raise ValueError(f"gpus_per_run: must be above 0 and at most 1, got {gpus_per_run}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
     design = load_design(path)

@@ -127,6 +127,14 @@ def test_attention_in_pieces_matches_one_call(monkeypatch) -> None:
     assert torch.allclose(transformer._attention(q, k, v, causal=True), whole, atol=1e-6) and pieces == [3, 3, 1]
 
 
+def test_residual_stream_stays_float32_under_autocast() -> None:
+    g = gen()
+    x, y, w = torch.randn(2, 3, 4, 5, generator=g), torch.randn(2, 3, 4, 6, generator=g), torch.randn(2, 6, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert transformer._residual(x, y, w).dtype == torch.float32
+    assert torch.allclose(transformer._residual(x, y, w), x + (y.reshape(2, 12, 6) @ w).view(2, 3, 4, 5), atol=1e-6)
+
+
 def test_log_probs_of_all_sequences_sum_to_one() -> None:
     spec = TransformerFamilySpec(d_model=8, layers=1, heads=2)
     fam = TransformerFamily(spec, 3, 3, TrainSpec(steps=20, batch=4, lr=3e-2), CPU)

@@ -349,6 +349,7 @@ class TransformerFamily:
         # that activation for 1, 4 and 8 layers (counted with saved-tensor hooks), hence 7L + 2.
         kept = 1 if self.device.type == "cpu" else 7 * spec.layers + 2
         self.block = max(1, self.chunk // (tokens * 4 * spec.d_model * kept))
+        self.eval_block = max(1, self.chunk // (tokens * 4 * spec.d_model))  # no backward pass: nothing kept
         # Developers whose logits the fused head loss makes at once: on CPU about 3 MiB, near the cores' L2
         # caches (2 MiB together); 2, 3, 4 and 6 MiB were within 5% of each other at N = 64 and 256.
         head_elements = 3 << 18 if self.device.type == "cpu" else self.chunk
@@ -466,7 +467,7 @@ class TransformerFamily:
     def log_prob(self, state: TransformerState, items: torch.Tensor) -> torch.Tensor:
         """Σ_t log p(x_t | x_<t) of ``items (N, B, T)`` under each developer's model: ``(N, B)``."""
         out = torch.empty(items.shape[:2], device=items.device)
-        for n0, n1 in _spans(state.n, self.block):
+        for n0, n1 in _spans(state.n, self.eval_block):
             p = state.select(slice(n0, n1))
             for b0, b1 in _spans(items.shape[1], self._item_chunk(n1 - n0)):
                 with _autocast(items.device, self.compute_dtype):
@@ -479,7 +480,7 @@ class TransformerFamily:
         """Each developer's next-token distribution at each position of ``probe (P, T)``: ``(N, P, T, V)``."""
         p_len = probe.shape[0]
         out = torch.empty((state.n, *probe.shape, self.vocab_size), device=probe.device)
-        for n0, n1 in _spans(state.n, self.block):
+        for n0, n1 in _spans(state.n, self.eval_block):
             p = state.select(slice(n0, n1))
             for b0, b1 in _spans(p_len, self._item_chunk(n1 - n0)):
                 inputs = shift_right(probe[b0:b1], self.vocab_size).expand(n1 - n0, -1, -1)  # (nb, b, T)
