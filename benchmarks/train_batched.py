@@ -8,10 +8,10 @@ speedups as the last line.
 
     python benchmarks/train_batched.py [--quick] [--device cpu|cuda] [--blocks 8,16,32]
 
-The modes' steps are interleaved (batched, loop, batched, loop, ...) so that other processes sharing the
-cores disturb them alike; the table gives each mode's fastest step (as ``timeit`` advises) and the speedup
-is the median over rounds of the ratio of steps taken back to back (robust to the machine's speed drifting
-during the run). On CPU each mode's
+The modes' steps are interleaved (batched, loop, batched, fused loop, ...) so that other processes sharing
+the cores disturb them alike; the table gives each mode's fastest step (as ``timeit`` advises) and the
+speedup is the median over rounds of the ratio of a loop step to the batched step taken just before it
+(robust to the machine's speed drifting during the run). On CPU each mode's
 peak memory is measured in a forked child, before this process has allocated anything big: the growth of
 its resident set while it builds the trainer (weight copies, AdamW state) and takes two steps.
 
@@ -148,20 +148,36 @@ def peak_memory_mib(setup: Setup, mode: str) -> float:
     return struct.unpack("d", data)[0]
 
 
-def time_modes(setup: Setup, modes: list[str], repeats: int) -> dict[str, list[float]]:
-    """Seconds of each mode's steps, the modes' steps interleaved round by round after a warm-up round."""
+def time_modes(
+    setup: Setup, modes: list[str], repeats: int
+) -> tuple[dict[str, list[float]], dict[tuple[str, str], list[float]]]:
+    """Seconds of each mode's steps, after a warm-up round, and of each batched mode's step taken just before
+    each loop mode's: every round runs the batched modes, then one loop mode, and again for the next."""
     family, state, tokens = setup.build()
     trainers = {mode: make_trainer(family, state, mode) for mode in modes}
+    batched = [mode for mode in modes if mode.startswith("batched")]
+    loops = [mode for mode in modes if mode not in batched]
     times: dict[str, list[float]] = {mode: [] for mode in modes}
+    before: dict[tuple[str, str], list[float]] = {(b, loop): [] for b in batched for loop in loops}
+
+    def step(mode: str) -> float:
+        sync(setup.device)
+        start = time.perf_counter()
+        trainers[mode].step(tokens)
+        sync(setup.device)
+        return time.perf_counter() - start
+
     for round_ in range(repeats + 1):
-        for mode, trainer in trainers.items():
-            sync(setup.device)
-            start = time.perf_counter()
-            trainer.step(tokens)
-            sync(setup.device)
-            if round_:  # round 0 warms up
-                times[mode].append(time.perf_counter() - start)
-    return times
+        for loop in loops:
+            for b in batched:
+                seconds = step(b)
+                if round_:  # round 0 warms up
+                    times[b].append(seconds)
+                    before[b, loop].append(seconds)
+            seconds = step(loop)
+            if round_:
+                times[loop].append(seconds)
+    return times, before
 
 
 def paired_speedup(slow: list[float], fast: list[float]) -> float:
@@ -199,8 +215,8 @@ def main() -> None:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {load_average()}")
     memory = [{mode: peak_memory_mib(s, mode) for mode in modes} for s in setups]  # before anything big
     ceiling = matmul_ceiling(device)
-    print(f"float32 matmul ceiling: {ceiling:.1f} GFLOP/s (2048x2048); {rounds(64, repeats)} interleaved rounds up to "
-          f"N = 64, {rounds(256, repeats)} at N = 256, {rounds(1024, repeats)} at N = 1024")
+    print(f"float32 matmul ceiling: {ceiling:.1f} GFLOP/s (2048x2048); interleaved rounds: "
+          + ", ".join(f"{rounds(n, repeats)} at N = {n}" for n in counts))
     header = f"{'model':<17}{'N':>5} {'mode':<11}{'ms/step':>9}{'tok/s':>10}{'GFLOP/s':>9}{'ceil%':>7}{'MiB':>8}"
     speedups = []
     for setup, setup_memory in zip(setups, memory, strict=True):
@@ -213,7 +229,7 @@ def main() -> None:
                 f"context {size.seq_len}, blocks of {block} developers"
             )
             print(header)
-        times = time_modes(setup, modes, rounds(setup.n, repeats))
+        times, before = time_modes(setup, modes, rounds(setup.n, repeats))
         tokens = setup.n * size.batch * size.seq_len
         for mode, steps in times.items():
             seconds = min(steps)
@@ -224,8 +240,8 @@ def main() -> None:
             )
         batched = min((m for m in times if m.startswith("batched")), key=lambda m: min(times[m]))
         speedups.append(
-            f"{size.name.split()[0]} N={setup.n}: {paired_speedup(times['loop'], times[batched]):.1f}x "
-            f"({paired_speedup(times['loop/fused'], times[batched]):.1f}x)"
+            f"{size.name.split()[0]} N={setup.n}: {paired_speedup(times['loop'], before[batched, 'loop']):.1f}x "
+            f"({paired_speedup(times['loop/fused'], before[batched, 'loop/fused']):.1f}x)"
         )
     print(f"\n{load_average()} at the end (other processes share the cores)")
     print("speedup batched vs loop (vs loop/fused): " + ", ".join(speedups))
