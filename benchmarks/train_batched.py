@@ -172,11 +172,12 @@ def time_modes(
             for b in batched:
                 seconds = step(b)
                 if round_:  # round 0 warms up
-                    times[b].append(seconds)
                     before[b, loop].append(seconds)
             seconds = step(loop)
             if round_:
                 times[loop].append(seconds)
+    for b in batched:
+        times[b] = [seconds for loop in loops for seconds in before[b, loop]]
     return times, before
 
 
