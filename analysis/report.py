@@ -5,14 +5,13 @@ and a manifest, read through :func:`analysis.sweep_frame.load_sweep`. Everything
 ``<path>/report``): CSV tables, PNG figures and a self-contained ``report.html`` (figures embedded) with the
 main findings in numbers and the scenario or design that produced them.
 
-Conventions: ``homogenization`` is the run's mean pairwise divergence between developers' models, so a
+Conventions: ``divergence`` is the run's mean pairwise divergence between developers' models, so a
 *lower* value means *more* homogeneous models; "final" values average the last quarter of the generations.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,11 +34,11 @@ from analysis.theory import (
     vu_applicable,
     vu_expected_distance,
 )
-from ecosystem.network import read_edge_list
+from ecosystem.results import RunFolder
 
 # Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
 # diversity measures, gaussian worlds have no entropy).
-OUTCOMES = ["homogenization", "effective_models", "nll", "distance", "variance", "entropy", "distinct_2",
+OUTCOMES = ["divergence", "effective_models", "nll", "distance", "variance", "entropy", "distinct_2",
             "levenshtein", "unique_fraction", "validity", "coverage", "perplexity"]
 # Per-developer outcomes compared with centrality and between developer communities.
 DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy", "distinct_2", "validity"]
@@ -94,7 +93,7 @@ CAPTIONS = {
 
 @dataclass
 class Run:
-    """One run folder, loaded."""
+    """One run folder, loaded (through :class:`ecosystem.results.RunFolder`)."""
 
     path: Path
     meta: dict
@@ -130,16 +129,9 @@ class Report:
 
 def load_run(path: Path) -> Run:
     """Read a run folder written by :func:`ecosystem.run.run_scenario`."""
-    path = Path(path)
-    meta = json.loads((path / "meta.json").read_text())
-    scenario = yaml.safe_load((path / "scenario.yaml").read_text()) or {}
-    divergence = np.load(path / "divergence.npy")
-    n = divergence.shape[1]
-    graph = read_edge_list(path / "network.edgelist", n)
-    sizes = meta.get("groups") or [n]
-    nx.set_node_attributes(graph, dict(enumerate(np.repeat(np.arange(len(sizes)), sizes).tolist())), "group")
-    return Run(path, meta, scenario, pd.read_parquet(path / "model.parquet"),
-               pd.read_parquet(path / "agents.parquet"), divergence, graph)
+    folder = RunFolder(path)
+    return Run(folder.path, folder.meta, folder.scenario, folder.model, folder.agents,
+               folder.divergence.matrices(), folder.graph)
 
 
 # ── theory ────────────────────────────────────────────────────────────────────────────────────────────
@@ -219,7 +211,8 @@ def run_tables(run: Run, scale: float) -> dict[str, pd.DataFrame]:
     final_dev["distinctiveness"] = distinctiveness(run.divergence)[-window:].mean(axis=0)
     nodes = node_statistics(run.graph).merge(final_dev, on="developer")
 
-    last = run.model.merge(homog, on="step").tail(window).drop(columns="step").mean(numeric_only=True)
+    last = run.model.merge(homog.drop(columns="divergence"), on="step").tail(window)
+    last = last.drop(columns="step").mean(numeric_only=True)
     consensus = time_to_consensus(homog["divergence"], CONSENSUS_FRACTION, homog["step"])
     summary = {**last.to_dict(), "time_to_consensus": consensus, "consensus_reached": float(np.isfinite(consensus)),
                **stats}
@@ -407,7 +400,7 @@ def _sweep_tables(params: pd.DataFrame, axes: list[str], runs: dict[str, Run]) -
         reference = params[axes[0]].iloc[0]
         tables["contrasts"] = pd.concat(
             [effects.paired_contrasts(summary, m, axes[0], reference, ["replication"], by=axes[1:])
-             for m in ["homogenization", "effective_models", "nll"] if m in summary.columns], ignore_index=True)
+             for m in ["divergence", "effective_models", "nll"] if m in summary.columns], ignore_index=True)
     if len(communities) > 1:  # the worst- against the best-served human community, paired within runs
         order = summary[communities].mean().sort_values()
         tables["community_gap"] = effects.paired_differences(summary, order.index[-1], order.index[0], by)
@@ -435,28 +428,28 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     fig, axs = figures.panels(2, cols=2, size=(5.6, 4.4))
     # One or two axes read best as x and colour; more are spelled out in the condition label.
     x, hue = (axes[0], axes[1] if len(axes) == 2 else None) if 0 < len(axes) <= 2 else ("condition", None)
-    for ax, metric in zip(axs, ["homogenization", "nll" if "nll" in summary.columns else "variance"], strict=True):
+    for ax, metric in zip(axs, ["divergence", "nll" if "nll" in summary.columns else "variance"], strict=True):
         figures.intervals(conds[conds["metric"] == metric], x, hue=hue, title=title, ax=ax)
     pngs.append(figures.save(fig, out / "conditions.png"))
 
     if "contrasts" in tables:
-        contrasts = tables["contrasts"][tables["contrasts"]["metric"] == "homogenization"]
+        contrasts = tables["contrasts"][tables["contrasts"]["metric"] == "divergence"]
         ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, title=title)
         ax.axhline(0.0, color="0.5", lw=0.8)
         ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {contrasts['reference'].iloc[0]}")
         pngs.append(figures.save(ax, out / "contrasts.png"))
 
     if len(axes) >= 2:
-        cells = effects.condition_means(summary, axes[:2], ["homogenization"])
-        cells = cells.rename(columns={"mean": "homogenization"})
-        pngs.append(figures.save(figures.heatmap(cells, axes[0], axes[1], "homogenization", title=f"{title}: final"),
+        cells = effects.condition_means(summary, axes[:2], ["divergence"])
+        cells = cells.rename(columns={"mean": "divergence"})
+        pngs.append(figures.save(figures.heatmap(cells, axes[0], axes[1], "divergence", title=f"{title}: final"),
                                  out / "heatmap.png"))
 
     varying = [s for s in NETWORK_STATS if summary[s].nunique() > 1]
     if varying:
         fig, axs = figures.panels(len(varying), cols=4, size=(4.2, 3.8))
         for ax, stat in zip(axs, varying, strict=True):
-            figures.scatter(summary, stat, "homogenization", hue="condition", title=title, ax=ax)
+            figures.scatter(summary, stat, "divergence", hue="condition", title=title, ax=ax)
         figures.shared_legend(axs, "condition")
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
@@ -479,7 +472,7 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     centrality and the community gap."""
     conds, findings = tables["conditions"], []
     quality = _quality(tables["nodes"].columns)
-    rows = conds[conds["metric"] == "homogenization"].dropna(subset=["mean"]).sort_values("mean", ascending=False)
+    rows = conds[conds["metric"] == "divergence"].dropna(subset=["mean"]).sort_values("mean", ascending=False)
     if len(rows) > 1:
         least, most = rows.iloc[0], rows.iloc[-1]
         findings.append(
@@ -497,7 +490,7 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     # The spectral gap is the statistic that theory ties to consensus speed (DeGroot averaging), so it is
     # the one reported here; network_effects.csv holds every statistic.
     contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
-    contrasts = contrasts[contrasts["metric"] == "homogenization"].dropna(subset=["mean"])
+    contrasts = contrasts[contrasts["metric"] == "divergence"].dropna(subset=["mean"])
     fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")])
     for key, part in contrasts.groupby(fixed, sort=False) if fixed else [((), contrasts)]:
         key = key if isinstance(key, tuple) else (key,)
@@ -508,7 +501,7 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
             f"pairwise divergence minus that of {factor}={reference}: "
             + "; ".join(f"{r['level']} {_signed_ci(r)}" for _, r in part.iterrows()) + ".")
     fits = tables["network_effects"]
-    fits = fits[(fits["y"] == "homogenization") & (fits["x"] == "spectral_gap")].dropna(subset=["r"])
+    fits = fits[(fits["y"] == "divergence") & (fits["x"] == "spectral_gap")].dropna(subset=["r"])
     for _, row in fits.iterrows():
         fixed = ", ".join(f"{c.rsplit('.', 1)[-1]}={row[c]}" for c in fits.columns[: fits.columns.get_loc("x")])
         findings.append(f"Final mean pairwise divergence against the spectral gap of W{f' ({fixed})' if fixed else ''}"
@@ -564,7 +557,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p>{{ kind }} at <code>{{ path }}</code>, analysed {{ created }} by ecosim. {{ note }} Lower mean pairwise
-divergence (<code>homogenization</code>) means more homogeneous models. "Final" values are means over the last
+divergence (<code>divergence</code>) means more homogeneous models. "Final" values are means over the last
 quarter of the generations; intervals are 95% (t over replications for means and slopes, Fisher z for correlations).</p>
 <h2>Main findings</h2>
 <ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul>

@@ -11,7 +11,7 @@ import seaborn as sns
 
 PANELS = (
     ("nll", "held-out human NLL (nats/item)"),
-    ("homogenization", "homogenization (mean pairwise divergence)"),
+    ("divergence", "mean pairwise divergence between models"),
     ("variance", "model variance (diversity)"),
     ("validity", "validity of samples (share correct)"),
     ("levenshtein", "diversity of samples (Levenshtein)"),

@@ -17,7 +17,7 @@ from typing import Literal
 import duckdb
 import pandas as pd
 
-from ecosystem.sweep import COLUMNS, read_manifest
+from ecosystem.results import COLUMNS, read_manifest
 
 TABLES = ("model", "agents")
 KEYS = ["run_id", "point", "replication", "seed"]

@@ -175,7 +175,7 @@ class EcosystemModel(mesa.Model):
         self.summary = {name: float(values[name].mean()) for name in self.agent_names()}
         self.summary |= {
             "nll_spread": float(np.std(values["nll"])),
-            "homogenization": float(self.divergence[off].mean()) if n > 1 else 0.0,
+            "divergence": float(self.divergence[off].mean()) if n > 1 else 0.0,
             "pool_size": float(len(self.pool)),
             "pool_synthetic_share": float((kind == MODEL).mean()),
             "pool_lineage_depth": float(self.pool.column("depth").mean()),
@@ -204,7 +204,7 @@ class EcosystemModel(mesa.Model):
         return [*metrics.names(self.world, self.family, self.communities), *TRAIN_METRICS]
 
     def metric_names(self) -> list[str]:
-        return [*self.agent_names(), "nll_spread", "homogenization", *POOL_METRICS]
+        return [*self.agent_names(), "nll_spread", "divergence", *POOL_METRICS]
 
 
 def resolve_device(name: str) -> torch.device:

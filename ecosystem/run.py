@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from agents.developer import ModelDeveloper
 from ecosystem.model import EcosystemModel
-from ecosystem.network import write_edge_list
+from ecosystem.results import Divergences, is_run, write_run
 from ecosystem.scenario import Scenario, to_yaml
 
 
@@ -27,7 +26,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = Tr
     interrupted run leaves nothing under ``out_dir``.
     """
     out_dir = Path(out_dir)
-    if (out_dir / "meta.json").exists():
+    if is_run(out_dir):
         raise FileExistsError(f"{out_dir} already holds a finished run")
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -54,7 +53,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel
         t0 = time.perf_counter()
         model.step()
         per_step.append(time.perf_counter() - t0)
-        bar.set_postfix(nll=f"{model.summary['nll']:.3f}", homog=f"{model.summary['homogenization']:.3g}")
+        bar.set_postfix(nll=f"{model.summary['nll']:.3f}", div=f"{model.summary['divergence']:.3g}")
     return model, {"setup_s": setup, "per_step_s": per_step, "total_s": time.perf_counter() - start}
 
 
@@ -67,14 +66,8 @@ def frames(model: EcosystemModel) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -> None:
-    (folder / "scenario.yaml").write_text(to_yaml(scenario))
     model, timings = simulate(scenario, progress=progress)
     model_df, agents_df = frames(model)
-    model_df.to_parquet(folder / "model.parquet", index=False)
-    agents_df.to_parquet(folder / "agents.parquet", index=False)
-    if model.divergence_history:
-        np.save(folder / "divergence.npy", np.stack(model.divergence_history).astype(np.float32))
-    write_edge_list(model.graph, folder / "network.edgelist")
     meta = {
         "name": scenario.name,
         "seed": scenario.seed,
@@ -87,7 +80,12 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -
         "timings": timings,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    divergence = None
+    if model.divergence_history:
+        steps = np.arange(1, len(model.divergence_history) + 1)
+        divergence = Divergences.from_matrices(steps, np.stack(model.divergence_history))
+    write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df, divergence=divergence,
+              graph=model.graph, meta=meta)
     if summary:
         from analysis.summary import summary_figure
 

@@ -36,14 +36,12 @@ from tqdm import tqdm
 
 from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
+from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
 from ecosystem.scenario import Scenario
 
 DEFAULT_RUNNER = "ecosystem.run:run_scenario"
 # "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
 Runner = str | Callable[..., Any]
-# The manifest's columns, one row per run of the design (the log also keeps each failure's traceback).
-COLUMNS = ["run_id", "point", "replication", "seed", "params", "status", "error", "run_s", "started",
-           "finished", "host", "backend"]  # fmt: skip
 
 
 @dataclass
@@ -124,11 +122,11 @@ def run_sweep(
         raise FileExistsError(f"{folder}: holds a sweep already; resume it, or choose another output folder")
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     with _lock(folder), contextlib.closing(_Manifest(folder)) as manifest:
-        _write_atomic(folder / "sweep.yaml", design.text)
+        write_atomic(folder / "sweep.yaml", design.text)
         _clean_temporaries(folder / "runs")
         todo = manifest.recover(runs)
         skipped = len(runs) - len(todo)
-        manifest.write_summary(runs)
+        manifest.write_table(runs)
         try:
             if todo:
                 tasks = [Task(run.id, run.scenario, str(folder / "runs"), runner, figures) for run in todo]
@@ -143,26 +141,11 @@ def run_sweep(
                         bar.update()
                         bar.set_postfix(done=counts["done"], failed=counts["failed"], left=bar.total - bar.n)
         finally:
-            manifest.write_summary(runs)
+            manifest.write_table(runs)
         result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
     if progress:
         print(result.table(), file=sys.stderr)
     return result
-
-
-def read_manifest(folder: str | Path) -> pd.DataFrame:
-    """The current design's runs, one row each, with the :data:`COLUMNS` (params as a dict); up to date
-    even while the sweep runs or after it was killed (the log overrides the summary)."""
-    folder = Path(folder)
-    if not (folder / "manifest.parquet").is_file():
-        raise FileNotFoundError(f"{folder}: not a sweep folder (no manifest.parquet)")
-    summary = pd.read_parquet(folder / "manifest.parquet")
-    latest, _ = _read_log(folder / "manifest.jsonl")
-    records = []
-    for row in summary.to_dict("records"):
-        record = row | latest.get(row["run_id"], {}) | {"params": json.loads(row["params"])}
-        records.append({**record, "status": _status(record, folder / "runs")})
-    return pd.DataFrame(records, columns=COLUMNS)
 
 
 # ── the worker ────────────────────────────────────────────────────────────────────────────────────────
@@ -237,87 +220,31 @@ def _publish(tmp: Path, final: Path) -> None:
 # ── the driver ────────────────────────────────────────────────────────────────────────────────────────
 
 
-class _Manifest:
-    """The sweep's memory: an append-only log of outcomes and a summary rewritten from it.
-
-    Each outcome is one ``write`` of one line, flushed and fsynced: a killed driver leaves whole lines, and a
-    finished run's line survives a crash. A torn last line (power loss mid-write) is dropped on opening.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        path = folder / "manifest.jsonl"
-        self.latest, whole = _read_log(path)
-        if not whole:
-            _write_atomic(path, "".join(json.dumps(r, default=str) + "\n" for r in self.latest.values()))
-        self._log = open(path, "a")  # opened after any repair, so it appends to the file that stays
+class _Manifest(Manifest):
+    """The manifest (``ecosystem.results.Manifest``) with the sweep's own bookkeeping of outcomes."""
 
     def add(self, run: Run, backend: str | None, outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
         """Log an outcome: the run's place in the design and what its worker reported (or why it died)."""
         if isinstance(outcome, BaseException):  # the worker itself failed: killed, or unreachable
             outcome = {"status": "failed", "error": f"{type(outcome).__name__}: {outcome}"}
-        elif outcome["status"] == "done" and not (self.folder / "runs" / run.id).is_dir():
-            where = f"{outcome.get('host')}:{self.folder / 'runs' / run.id}"
+        elif outcome["status"] == "done" and not (self.folder / RUNS / run.id).is_dir():
+            where = f"{outcome.get('host')}:{self.folder / RUNS / run.id}"
             outcome |= {"status": "failed", "error": f"written to {where}, which this machine cannot see; "
                         "a cluster's workers need the sweep folder on shared storage"}  # fmt: skip
         record = {"run_id": run.id, "point": run.point, "replication": run.replication, "seed": run.seed,
                   "params": run.params, "backend": backend} | outcome  # fmt: skip
-        self._log.write(json.dumps(record, default=str) + "\n")
-        self._log.flush()
-        os.fsync(self._log.fileno())
-        self.latest[run.id] = record
-        return record
+        return self.append(record)
 
     def recover(self, runs: list[Run]) -> list[Run]:
         """The runs still to do. A run folder with no "done" line (the driver died between a worker's
         rename and the log write) is complete by construction, so it is logged as done, not redone."""
         todo = []
         for run in runs:
-            if not (self.folder / "runs" / run.id).is_dir():
+            if not (self.folder / RUNS / run.id).is_dir():
                 todo.append(run)
             elif self.latest.get(run.id, {}).get("status") != "done":
                 self.add(run, None, {"status": "done", "error": None, "recovered": True})
         return todo
-
-    def records(self, runs: list[Run]) -> list[dict[str, Any]]:
-        """One record per run of the design, with the :data:`COLUMNS`."""
-        records = []
-        for run in runs:
-            record = {"run_id": run.id, "point": run.point, "replication": run.replication, "seed": run.seed,
-                      "params": run.params} | self.latest.get(run.id, {})  # fmt: skip
-            records.append({k: record.get(k) for k in COLUMNS} | {"status": _status(record, self.folder / "runs")})
-        return records
-
-    def write_summary(self, runs: list[Run]) -> None:
-        frame = pd.DataFrame(self.records(runs), columns=COLUMNS)
-        frame["params"] = frame["params"].map(json.dumps)
-        tmp = self.folder / f".manifest.parquet.tmp-{os.getpid()}"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.folder / "manifest.parquet")
-
-    def close(self) -> None:
-        self._log.close()
-
-
-def _read_log(path: Path) -> tuple[dict[str, dict[str, Any]], bool]:
-    """The latest record of each run in the log, and whether the log is whole (no torn line)."""
-    latest: dict[str, dict[str, Any]] = {}
-    text = path.read_text() if path.exists() else ""
-    whole = not text or text.endswith("\n")
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            whole = False
-            continue
-        latest[record["run_id"]] = record
-    return latest, whole
-
-
-def _status(record: dict[str, Any], runs_dir: Path) -> str:
-    if (runs_dir / record["run_id"]).is_dir():
-        return "done"
-    return "failed" if record.get("status") == "failed" else "pending"
 
 
 def _clean_temporaries(runs_dir: Path) -> None:
@@ -353,12 +280,6 @@ def _lock(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             raise RuntimeError(f"{folder}: another sweep is running in this folder") from None
         yield  # closing the file releases the lock, as does the death of this process
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _label(params: dict[str, Any]) -> str:

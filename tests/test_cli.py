@@ -65,16 +65,16 @@ def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     a, b = tmp_path / "a", tmp_path / "b"
-    for name in ("scenario.yaml", "model.parquet", "agents.parquet", "divergence.npy", "network.edgelist",
+    for name in ("scenario.yaml", "model.parquet", "agents.parquet", "divergence.npz", "network.edgelist",
                  "meta.json", "summary.png"):
         assert (a / name).stat().st_size > 0, name
-    for name in ("model.parquet", "agents.parquet", "divergence.npy", "scenario.yaml"):
+    for name in ("model.parquet", "agents.parquet", "divergence.npz", "scenario.yaml"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     model = pd.read_parquet(a / "model.parquet")
     agents = pd.read_parquet(a / "agents.parquet")
     assert list(model["step"]) == [1, 2, 3]
     assert len(agents) == 3 * 4 and set(agents["developer"]) == {0, 1, 2, 3}
-    assert {"nll", "nll_a", "nll_b", "distance", "variance", "homogenization", "train_synthetic_share",
+    assert {"nll", "nll_a", "nll_b", "distance", "variance", "divergence", "train_synthetic_share",
             "pool_synthetic_share", "pool_lineage_depth"} <= set(model.columns)
     meta = json.loads((a / "meta.json").read_text())
     assert meta["seed"] == 3 and meta["developers"] == 4 and len(meta["timings"]["per_step_s"]) == 3

@@ -69,8 +69,8 @@ def test_report_from_a_real_run(run_dir, tmp_path):
 
     homog = pd.read_csv(out / "homogenization.csv")
     model = pd.read_parquet(run_dir / "model.parquet")
-    # The run's own homogenization column is the same mean pairwise divergence, recomputed from the array.
-    np.testing.assert_allclose(homog["divergence"], model["homogenization"], rtol=1e-5)
+    # The run's own divergence column is the same mean pairwise divergence, recomputed from the array.
+    np.testing.assert_allclose(homog["divergence"], model["divergence"], rtol=1e-5)
     nodes = pd.read_csv(out / "nodes.csv")
     assert len(nodes) == 6 and {"pagerank", "betweenness", "nll", "distinctiveness"} <= set(nodes.columns)
     network = pd.read_csv(out / "network.csv").iloc[0]
@@ -120,26 +120,26 @@ def test_report_from_a_real_sweep(sweep_dir, tmp_path):
     assert "homogenizes least" in text and "network.kind" in text
 
     conds = pd.read_csv(out / "conditions.csv")
-    homog = conds[conds["metric"] == "homogenization"]
+    homog = conds[conds["metric"] == "divergence"]
     assert len(homog) == 4 and (homog["n"] == 2).all()  # the human_fresh column restates synthetic: 2 axes
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8
     ring = runs[runs["network.kind"] == "ring"]
     assert ring["density"].tolist() == pytest.approx([0.4] * 4)
-    # Each condition's mean is the mean of its runs' final homogenization.
-    expected = runs.groupby("condition")["homogenization"].mean()
+    # Each condition's mean is the mean of its runs' final divergence.
+    expected = runs.groupby("condition")["divergence"].mean()
     np.testing.assert_allclose(homog.set_index("condition")["mean"].loc[expected.index], expected)
     # Network statistics are fitted within each level of the non-network axis: 4 runs per fit.
     fits = pd.read_csv(out / "network_effects.csv")
-    assert {"spectral_gap", "density"} <= set(fits["x"]) and set(fits.loc[fits["y"] == "homogenization", "n"]) == {4}
+    assert {"spectral_gap", "density"} <= set(fits["x"]) and set(fits.loc[fits["y"] == "divergence", "n"]) == {4}
     fixed = fits.columns[: fits.columns.get_loc("x")].tolist()  # synthetic or human_fresh: they move together
     assert len(fixed) == 1 and fixed[0].startswith("developers.data.") and fits[fixed[0]].nunique() == 2
     # complete against ring (the first level), paired on replication, one contrast per share: 2 pairs each.
     contrasts = pd.read_csv(out / "contrasts.csv")
-    contrasts = contrasts[contrasts["metric"] == "homogenization"].set_index(fixed[0])
+    contrasts = contrasts[contrasts["metric"] == "divergence"].set_index(fixed[0])
     assert len(contrasts) == 2 and (contrasts["level"] == "complete").all() and (contrasts["reference"] == "ring").all()
     assert (contrasts["n"] == 2).all()
-    diff = runs.set_index(["network.kind", fixed[0], "replication"])["homogenization"]
+    diff = runs.set_index(["network.kind", fixed[0], "replication"])["divergence"]
     diff = (diff.loc["complete"] - diff.loc["ring"]).groupby(level=0).mean()
     np.testing.assert_allclose(contrasts["mean"].loc[diff.index], diff)
 
