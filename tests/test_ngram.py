@@ -10,7 +10,8 @@ import torch
 from scipy.spatial.distance import jensenshannon
 
 from ecosystem.families.looped import LoopedNgramFamily
-from ecosystem.families.ngram import NgramFamily, NgramState, pairwise_jsd, sample_next
+from ecosystem.families.ngram import NgramFamily, NgramState
+from ecosystem.families.tokens import pairwise_jsd, sample_next
 from ecosystem.scenario import NgramFamilySpec, TrainSpec
 
 CPU = torch.device("cpu")

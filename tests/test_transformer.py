@@ -11,7 +11,8 @@ import torch
 
 from ecosystem.families import ngram, transformer
 from ecosystem.families.looped import LoopedTransformerFamily
-from ecosystem.families.ngram import NgramFamily, NgramState, shift_right
+from ecosystem.families.ngram import NgramFamily, NgramState
+from ecosystem.families.tokens import shift_right
 from ecosystem.families.transformer import TransformerFamily, TransformerState, forward, parameter_count
 from ecosystem.scenario import NgramFamilySpec, TrainSpec, TransformerFamilySpec
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecosystem.families.ngram import NgramFamily, NgramState, force_prompt, sample_next, shift_right
+from ecosystem.families.ngram import NgramFamily, NgramState
+from ecosystem.families.tokens import force_prompt, sample_next, shift_right
 from ecosystem.families.transformer import TransformerFamily, TransformerState, adamw
 
 

@@ -1,9 +1,5 @@
 """N-gram language models fitted by smoothed counts, batched over developers.
 
-Also the next-token helpers both token families share: the BOS convention (the token before position 0 is
-the id ``V``), drawing a token from a next-token distribution with temperature and nucleus (top-p)
-truncation by inverse CDF, and the pairwise Jensen–Shannon divergence used to measure homogenization.
-
 An order-``k`` model predicts token ``x_t`` from the ``k - 1`` tokens before it, padded with BOS at the
 start; its conditional table is ``p(next | context) = (c(context, next) + α) / (c(context) + V α)``, additive
 (Lidstone) smoothing as in Chen & Goodman, "An empirical study of smoothing techniques for language
@@ -17,84 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.tokens import chunk_elements, force_prompt, pairwise_jsd, sample_next, shift_right, uniforms
 from ecosystem.scenario import NgramFamilySpec, TrainSpec
-
-
-def chunk_elements(device: torch.device) -> int:
-    """Elements of the largest temporary a family makes at once: 16 MiB of float32 on CPU, below glibc's
-    32 MiB mmap threshold so that chunks reuse memory instead of mapping it afresh (shared/design.md,
-    performance notes); 1 GiB on a GPU."""
-    return 1 << 22 if device.type == "cpu" else 1 << 28
-
-
-def shift_right(tokens: torch.Tensor, bos: int, by: int = 1) -> torch.Tensor:
-    """The token ``by`` positions before each position, BOS where there is none: ``(..., T) -> (..., T)``."""
-    pad = torch.full((*tokens.shape[:-1], by), bos, dtype=tokens.dtype, device=tokens.device)
-    return torch.cat([pad, tokens], dim=-1)[..., : tokens.shape[-1]]
-
-
-def uniforms(n: int, k: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
-    """The random numbers of sampling ``(N, k, T)``, one per token, drawn up front so that a one-model-at-a-
-    time decoder given the same generator consumes exactly the same numbers."""
-    return torch.rand((n, k, seq_len), generator=generator, device=generator.device)
-
-
-def sample_next(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Draw one token per row of ``logits (..., V)`` with the uniforms ``u (...)``: ``(...)`` int64.
-
-    The distribution is ``softmax(logits / temperature)``; with ``top_p < 1`` it is cut to the nucleus, the
-    smallest set of most likely tokens whose mass reaches ``top_p``, and renormalized (Holtzman et al.,
-    "The curious case of neural text degeneration", ICLR 2020). The token is the inverse CDF at ``u``.
-    """
-    probs = torch.softmax(logits / temperature, dim=-1)  # (..., V)
-    order = None
-    if top_p < 1.0:
-        probs, order = probs.sort(dim=-1, descending=True)
-        before = probs.cumsum(-1) - probs  # mass of the strictly more likely tokens
-        probs = probs.masked_fill(before >= top_p, 0.0)
-    cdf = probs.cumsum(-1)  # (..., V)
-    token = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True)  # (..., 1)
-    # u·total can round up to the total; never step past the last token with positive probability.
-    last = (probs > 0).cumsum(-1).argmax(-1, keepdim=True)  # (..., 1)
-    token = torch.minimum(token, last)
-    if order is not None:
-        token = order.gather(-1, token)
-    return token.squeeze(-1)
-
-
-def force_prompt(token: torch.Tensor, prompts: torch.Tensor | None, t: int) -> torch.Tensor:
-    """The token at position ``t``: the prompt's while the prompt ``(..., Tp)`` lasts, else ``token``."""
-    if prompts is not None and t < prompts.shape[-1]:
-        return prompts[..., t]
-    return token
-
-
-def pairwise_jsd(probs: torch.Tensor, weights: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Weighted sum over positions of the Jensen–Shannon divergence between every pair of developers.
-
-    ``probs (N, M, V)`` holds each developer's next-token distribution at ``M`` positions, ``weights (M,)``
-    the weight of each position; pairs go ``chunk`` elements at a time. Returns ``(N, N)``, symmetric, zero
-    on the diagonal, each entry at most ``log 2`` times the total weight. JSD(p, q) = H((p + q) / 2) −
-    (H(p) + H(q)) / 2 (Lin, "Divergence measures based on the Shannon entropy", IEEE Trans. Inf. Theory
-    1991), in nats; with s = p + q it is log 2 + (Σ p log p + Σ q log q − Σ s log s) / 2. The cost is
-    N²·M·V/2 logarithms: choose the probe with that in mind (N = 256, M = 1536, V = 48 takes seconds).
-    """
-    n, m, v = probs.shape
-    plogp = torch.special.xlogy(probs, probs).sum(-1)  # (N, M)
-    out = torch.zeros((n, n), dtype=probs.dtype, device=probs.device)
-    block = max(1, math.isqrt(chunk // (m * v)))
-    for i0 in range(0, n, block):
-        i1 = min(i0 + block, n)
-        for j0 in range(i0, n, block):
-            j1 = min(j0 + block, n)
-            s = probs[i0:i1, None] + probs[None, j0:j1]  # (bi, bj, M, V)
-            # s log s with 0 log 0 = 0: clamping zeros to a tiny value changes nothing else in float32
-            slogs = torch.linalg.vecdot(s, s.clamp_min(1e-30).log_())  # (bi, bj, M)
-            js = math.log(2) + (plogp[i0:i1, None] + plogp[None, j0:j1] - slogs) / 2  # (bi, bj, M)
-            pair = js @ weights  # (bi, bj)
-            out[i0:i1, j0:j1] = pair
-            out[j0:j1, i0:i1] = pair.T
-    return out.clamp_(min=0.0).fill_diagonal_(0.0)
 
 
 @dataclass

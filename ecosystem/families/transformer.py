@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from ecosystem.families.ngram import (
+from ecosystem.families.tokens import (
     chunk_elements,
     force_prompt,
     pairwise_jsd,
