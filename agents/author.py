@@ -7,10 +7,11 @@ import numpy as np
 
 
 class HumanAuthor(mesa.Agent):
-    """An author of a community; each generation it writes ``rate`` items on concepts drawn from its preferences.
+    """An author of a community: each generation it writes ``rate`` items on concepts drawn from its
+    community's preferences.
 
-    The author decides what to write about (concepts); the world writes the content itself, for all authors
-    in one batched call.
+    Authors decide what to write about; the ecosystem draws the concepts of all authors of a community at
+    once and the world writes the content itself, for everyone in one batched call.
     """
 
     def __init__(self, model: mesa.Model, community: int, preferences: np.ndarray, rate: int) -> None:
@@ -18,7 +19,3 @@ class HumanAuthor(mesa.Agent):
         self.community = community
         self.preferences = preferences  # (C,) concept distribution
         self.rate = rate
-        self.concepts = np.empty(0, dtype=np.int64)  # what it chose to write this generation
-
-    def write(self) -> None:
-        self.concepts = self.model.rng.choice(len(self.preferences), size=self.rate, p=self.preferences)

@@ -126,6 +126,7 @@ def vu_expected_distance(scenario) -> np.ndarray:
     exact for every replication that shares the world seed.
     """
     from ecosystem.model import EcosystemModel  # analysis reads the ecosystem, never the other way round
+    from ecosystem.network import reading_matrix
 
     if not vu_applicable(scenario):
         raise ValueError("vu_expected_distance: the scenario does not meet the assumptions of vu_moments")
@@ -140,8 +141,8 @@ def vu_expected_distance(scenario) -> np.ndarray:
         return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
 
     private = [arrays(world.original(i)) for i in range(k)]
-    designs = [world.prompts(j, devs.publish.samples, model.generator).cpu().numpy() for j in range(k)]
-    means, covs = vu_moments(private, arrays(world.public()), designs, model.reading, alpha, beta,
+    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
+    means, covs = vu_moments(private, arrays(world.public()), designs, reading_matrix(model.graph), alpha, beta,
                              world.spec.noise, scenario.steps)
     theta = world.theta.cpu().numpy()
     d = theta.shape[0]

@@ -1,92 +1,150 @@
-"""What is measured each generation, batched over developers.
+"""What is measured each generation, batched over developers (the scenario's ``metrics`` section).
 
-Quality is the NLL of held-out human data under each developer's model, overall, per community and per
-concept; distance to the truth is world-specific (W2² to the human distribution's moment-matched Gaussian,
-squared parameter error for regression, exact KL for an n-gram on ``topic_markov``); diversity is the
-model's own spread (variance) or, for token worlds, the entropy, distinct-2, Levenshtein diversity
-(Briesch et al. 2023), unique fraction and concept coverage of what it wrote; homogenization is the mean
-pairwise divergence between developers' models (``Family.divergence``).
+Per developer: quality, the NLL of held-out human data under its model, overall, per community and per
+concept; its distance to the truth (``Family.distance``: W2² to the human distribution's moment-matched
+Gaussian, squared parameter error for regression, exact KL for an n-gram on ``topic_markov``); the model's
+own statistics (``Family.describe``: its variance); and what it wrote, where the world has something to say
+about samples (``World.sample_metrics``: validity, unigram entropy, distinct-2, Levenshtein diversity of
+Briesch et al. 2023, unique fraction, concept coverage). Between developers: the divergence of every pair
+of models, or of a seeded sample of pairs fixed for the run (``Family.divergence``), whose mean is the
+ecosystem's ``divergence`` — it rises as models grow apart.
+
+Measurement has its own random streams (pair sampling, sampled Levenshtein pairs), so what is measured
+and how often never changes the simulation itself.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ecosystem import diversity
 from ecosystem.families.base import Family
-from ecosystem.worlds.base import Batch, World
+from ecosystem.scenario import MetricsSpec
+from ecosystem.worlds.base import Batch, Facts, World
 
-TOKEN_METRICS = ("perplexity", "validity", "entropy", "distinct_2", "levenshtein", "unique_fraction", "coverage")
-LEVENSHTEIN_SAMPLES = 32  # samples per developer compared pairwise (496 pairs)
-TOKEN_PROBES = 64  # held-out sequences on which language models' next-token distributions are compared
-
-
-def names(world: World, family: Family, communities: list[str]) -> list[str]:
-    """Per-developer metric names, in column order."""
-    quality = ["nll", *(f"nll_{c}" for c in communities), *(f"nll_concept_{c}" for c in range(world.n_concepts))]
-    if world.dtype == torch.int64:
-        return [*quality, "distance", *TOKEN_METRICS]
-    return [*quality, "distance", "variance"]
+SampleMetric = Callable[["Measurement", torch.Tensor, Facts, torch.Tensor], torch.Tensor]
 
 
-def measure(
-    world: World, family: Family, state: object, samples: torch.Tensor, heldout: Batch, communities: list[str]
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Per-developer metrics ``{name: (N,)}`` and the pairwise divergence ``(N, N)`` of this generation."""
-    n = samples.shape[0]
-    logp = family.log_prob(state, heldout.items.expand(n, *heldout.items.shape))  # (N, H)
+def _levenshtein(m: Measurement, samples: torch.Tensor, facts: Facts, nll: torch.Tensor) -> torch.Tensor:
+    """Levenshtein diversity of the first ``levenshtein_samples`` samples of each developer, over all their
+    pairs, or a random subset of pairs when all developers together would compare more than
+    ``levenshtein_pairs`` pairs (an unbiased estimate of the same mean)."""
+    spec = m.spec
+    k = min(spec.levenshtein_samples, samples.shape[1])
+    per_developer = max(1, spec.levenshtein_pairs // max(1, samples.shape[0]))
+    return diversity.levenshtein_diversity(samples[:, :k], m.world.pad_id, max_pairs=per_developer,
+                                           generator=m.generator)
+
+
+SAMPLE_METRICS: dict[str, SampleMetric] = {
+    # per token, over the T positions of a sequence
+    "perplexity": lambda m, s, f, nll: torch.exp(nll / s.shape[-1]),
+    "validity": lambda m, s, f, nll: f.verified.double().mean(1),
+    "entropy": lambda m, s, f, nll: diversity.token_entropy(s, m.world.pad_id),
+    "distinct_2": lambda m, s, f, nll: diversity.distinct_n(s, 2, m.world.pad_id),
+    "levenshtein": _levenshtein,
+    "unique_fraction": lambda m, s, f, nll: diversity.unique_fraction(s, m.world.pad_id),
+    "coverage": lambda m, s, f, nll: diversity.concept_coverage(f.concepts, m.world.n_concepts),
+}
+
+
+class Measurement:
+    """The measurements of one run: its world, family, developers and ``metrics`` section.
+
+    Parameters
+    ----------
+    spec : the scenario's ``metrics`` section.
+    world, family : the run's world and family.
+    communities : names of the human communities (metric columns ``nll_<name>``).
+    n : number of developers.
+    seed : seed of measurement's own random streams.
+    """
+
+    def __init__(self, spec: MetricsSpec, world: World, family: Family, communities: list[str], n: int,
+                 seed: int) -> None:
+        self.spec, self.world, self.family, self.communities, self.n = spec, world, family, communities, n
+        rng = np.random.default_rng(seed)
+        self.generator = torch.Generator(device=world.device).manual_seed(int(rng.integers(2**62)))
+        self.heldout = world.heldout()
+        self.i, self.j = pairs(n, spec.pair_count(n), spec.pairwise, rng)
+        self._i, self._j = (torch.as_tensor(x, device=world.device) for x in (self.i, self.j))
+        self.probe = probe(self.heldout.items, spec.probes) if family.probe_limited else self.heldout.items
+
+    def names(self) -> list[str]:
+        """Per-developer metric names, in column order."""
+        groups, names = self.spec.measure, []
+        if "quality" in groups:
+            names += ["nll", *(f"nll_{c}" for c in self.communities),
+                      *(f"nll_concept_{c}" for c in range(self.world.n_concepts))]
+        if "distance" in groups:
+            names.append("distance")
+        if "model" in groups:
+            names += list(self.family.describe_names)
+        if "samples" in groups:
+            names += list(self.world.sample_metrics)
+        return names
+
+    def per_developer(self, state: object, samples: torch.Tensor, facts: Facts) -> dict[str, torch.Tensor]:
+        """This generation's per-developer metrics ``{name: (N,)}`` (see :meth:`names`)."""
+        groups, out = self.spec.measure, {}
+        nll = torch.full((self.n,), math.nan, dtype=torch.float64, device=samples.device)
+        if "quality" in groups:
+            out = quality(self.family, state, self.n, self.heldout, self.communities, self.world.n_concepts)
+            nll = out["nll"]
+        if "distance" in groups:
+            out["distance"] = self.family.distance(state, self.world)
+        if "model" in groups:
+            out |= self.family.describe(state)
+        if "samples" in groups:
+            out |= {name: SAMPLE_METRICS[name](self, samples, facts, nll) for name in self.world.sample_metrics}
+        return out
+
+    def divergence(self, state: object) -> np.ndarray | None:
+        """This generation's divergence of each compared pair ``(P,)``, or None when none are compared."""
+        if self.spec.pairwise == "none" or len(self.i) == 0:
+            return None
+        return self.family.divergence(state, self.probe, self._i, self._j).double().cpu().numpy()
+
+
+def quality(family: Family, state: object, n: int, heldout: Batch, communities: list[str],
+            n_concepts: int) -> dict[str, torch.Tensor]:
+    """Held-out NLL (nats per item) of every developer's model ``{name: (N,)}``: overall (``nll``), per
+    human community (``nll_<name>``) and per concept (``nll_concept_<k>``); NaN where the held-out set has
+    no item of a community or concept."""
+    logp = family.log_prob(state, heldout.items.expand(n, *heldout.items.shape)).double()  # (N, H)
     out = {"nll": -logp.mean(1)}
-    for label, column, count in (("", heldout.communities, len(communities)),
-                                 ("concept_", heldout.concepts, world.n_concepts)):
-        for k in range(count):
+    for label, column, names in (("", heldout.communities, communities),
+                                 ("concept_", heldout.concepts, [str(c) for c in range(n_concepts)])):
+        for k, name in enumerate(names):
             mask = column == k
-            name = f"nll_{label}{communities[k] if not label else k}"
-            out[name] = -logp[:, mask].mean(1) if mask.any() else torch.full((n,), math.nan)
-    if world.dtype == torch.int64:
-        out |= _tokens(world, family, state, samples, out["nll"])
-    else:
-        out |= _closed_form(world, family, state)
-    return out, family.divergence(state, probe(heldout.items, world))
+            out[f"nll_{label}{name}"] = -logp[:, mask].mean(1) if mask.any() else torch.full_like(out["nll"], math.nan)
+    return out
 
 
-def probe(items: torch.Tensor, world: World) -> torch.Tensor:
-    """The fixed probe set for homogenization: every held-out item for vector worlds; for token worlds at most
-    ``TOKEN_PROBES`` sequences, evenly spaced so that every community is represented (the JSD costs N²·P·T·V)."""
-    if world.dtype != torch.int64 or len(items) <= TOKEN_PROBES:
+def pairs(n: int, count: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``(i, j)``, ``i < j``, of the ``n`` developers compared each measured generation: every pair
+    when ``count`` is all of them, else ``count`` distinct pairs drawn uniformly (sorted)."""
+    every = n * (n - 1) // 2
+    if count == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if count >= every:
+        i, j = np.triu_indices(n, 1)
+        return i.astype(np.int64), j.astype(np.int64)
+    flat = np.sort(rng.choice(every, size=count, replace=False))
+    # The flat index f of pair (i, j) in row-major upper-triangle order: rows have n−1, n−2, … entries.
+    starts = np.arange(n) * (2 * n - np.arange(n) - 1) // 2  # (n,) first flat index of each row
+    i = np.searchsorted(starts, flat, side="right") - 1
+    j = flat - starts[i] + i + 1
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def probe(items: torch.Tensor, size: int) -> torch.Tensor:
+    """At most ``size`` held-out items, evenly spaced so that every community is represented."""
+    if len(items) <= size:
         return items
     # Integer arithmetic: a float32 linspace truncates (row 340 for 341 of 1024), and differently by device.
-    return items[torch.arange(TOKEN_PROBES, device=items.device) * (len(items) - 1) // (TOKEN_PROBES - 1)]
-
-
-def _closed_form(world: World, family: Family, state: object) -> dict[str, torch.Tensor]:
-    match family.kind:
-        case "gaussian":
-            from ecosystem.families.gaussian import sqrtm_psd, w2_squared
-
-            mean, cov = world.moments()
-            trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)
-            distance = w2_squared(state.mean, sqrtm_psd(state.cov), trace, mean, cov, torch.trace(cov))
-            return {"distance": distance, "variance": trace / state.cov.shape[-1]}
-        case "linear":
-            return {"distance": ((state.theta - world.theta) ** 2).sum(1), "variance": state.noise_var}
-    raise ValueError(f"no closed-form metrics for family {family.kind!r}")  # pragma: no cover
-
-
-def _tokens(world: World, family: Family, state: object, samples: torch.Tensor,
-            nll: torch.Tensor) -> dict[str, torch.Tensor]:
-    n, _, seq_len = samples.shape
-    pad = getattr(world, "pad_id", None)
-    kl = getattr(world, "kl_ngram", None)
-    distance = kl(state.logp) if family.kind == "ngram" and kl is not None else torch.full((n,), math.nan)
-    return {
-        "distance": distance,
-        "perplexity": torch.exp(nll / seq_len),  # per token, over the T positions of a sequence
-        "validity": world.verify(samples).double().mean(1),
-        "entropy": diversity.token_entropy(samples, pad),
-        "distinct_2": diversity.distinct_n(samples, 2, pad),
-        "levenshtein": diversity.levenshtein_diversity(samples[:, :LEVENSHTEIN_SAMPLES], pad),
-        "unique_fraction": diversity.unique_fraction(samples, pad),
-        "coverage": diversity.concept_coverage(world.concept_of(samples), world.n_concepts),
-    }
+    return items[torch.arange(size, device=items.device) * (len(items) - 1) // max(size - 1, 1)]

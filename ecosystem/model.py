@@ -1,34 +1,43 @@
 """The ecosystem: a Mesa model whose step is one generation of writing, scraping, training and publishing.
 
-Data flows one way through a step (design.md)::
+Data flows one way through a step (design.md), and every phase is one batched operation over all
+developers::
 
-    authors write ─▶ pool ─▶ developers gather (indices) ─▶ Family.fit (one batched call)
-    ─▶ Family.sample (one batched call) ─▶ pool ─▶ metrics ─▶ DataCollector
+    authors write ─▶ pool ─▶ scrape (every developer's batch) ─▶ retention (training sets)
+    ─▶ Family.fit ─▶ Family.sample ─▶ pool ─▶ metrics ─▶ DataCollector
 
-Agents decide (what to write, what to train on); the model orchestrates the phases and does the
-batched arithmetic.
+Agents decide (what to write about, what to train on: their policies); the model orchestrates the phases
+and does the arithmetic over all of them at once, as arrays.
 """
 
 from __future__ import annotations
 
+import math
+
 import mesa
 import numpy as np
+import pandas as pd
 import torch
 
 from agents.author import HumanAuthor
-from agents.developer import ModelDeveloper, Sources
-from ecosystem import metrics
+from agents.developer import ModelDeveloper
 from ecosystem.families import build_family
+from ecosystem.metrics import Measurement
 from ecosystem.network import build_network, reading_matrix
 from ecosystem.pool import HUMAN, MODEL, ContentPool
-from ecosystem.scenario import TOKEN_WORLDS, Scenario, ScenarioError
+from ecosystem.results import Divergences
+from ecosystem.retention import Retention, Rows
+from ecosystem.scenario import Scenario, ScenarioError
+from ecosystem.scrape import Block, Policies, Reading, Sources, scrape
 from ecosystem.seeding import Seeds
 from ecosystem.worlds import Batch, build_world
+from ecosystem.worlds.base import Facts
 from ecosystem.worlds.communities import concept_weights
 
-POOL_METRICS = ("pool_size", "pool_synthetic_share", "pool_lineage_depth")
 TRAIN_METRICS = ("train_synthetic_share", "train_lineage_depth", "train_size")
-MAX_DIVERGENCE_HISTORY = 512  # developers; above this keeping (steps, N, N) costs too much memory
+ECOSYSTEM_METRICS = ("nll_spread", "divergence", "pool_size", "pool_synthetic_share", "pool_lineage_depth",
+                     "reference_nll", "baseline_nll")  # fmt: skip
+RELEASE_ABOVE = 1 << 16  # pool items below which nothing is released (small runs keep their whole history)
 
 
 class EcosystemModel(mesa.Model):
@@ -50,15 +59,19 @@ class EcosystemModel(mesa.Model):
         n = devs.count
         self.world = build_world(scenario, self.device, seeds.world)
         self.graph = build_network(scenario.network, n, seeds.network, devs.groups)
-        self.reading = reading_matrix(self.graph)  # W (N, N), row v = what v reads
+        self.reading = Reading.from_matrix(reading_matrix(self.graph))  # W, row k = what k reads
         self.family = build_family(scenario, self.world, self.device)
         self.state = self.family.init(n, self.generator)
-        self.pool = ContentPool(self.world.item_shape, self.world.dtype, self.device)
+        self.pool = ContentPool(self.world.item_shape, self.world.dtype, self.device, self.world.storage_dtype)
         self.communities = [c.name for c in scenario.communities]
-        self.heldout = self.world.heldout()
+        self.measurement = Measurement(scenario.metrics, self.world, self.family, self.communities, n,
+                                       seeds.measure)
+        self.reference = self.world.reference()
         self.detecting = any(p.detector is not None for p in devs.policies())  # draw detector scores?
 
-        self.public = self._add_human(self.world.public(), step=0)
+        self.public = Block(self._add_real(self.world.public()), len(self.world.public()))
+        originals = self.world.originals()
+        self.original = Block(self._add_real(originals), len(originals) // n)
         weights = concept_weights(scenario.communities, self.world.n_concepts).numpy()  # (K, C)
         for k, community in enumerate(scenario.communities):
             for _ in range(community.authors):
@@ -66,145 +79,180 @@ class EcosystemModel(mesa.Model):
         groups = np.repeat(np.arange(len(devs.groups)), devs.groups) if devs.groups else np.zeros(n, dtype=int)
         policies = devs.policies()
         for slot in range(n):
-            dev = ModelDeveloper(self, slot, int(groups[slot]), policies[groups[slot]], devs.train.samples)
-            dev.original = self._add_human(self.world.original(slot), step=0)
+            ModelDeveloper(self, slot, int(groups[slot]), policies[groups[slot]])
         self.authors = self.agents_by_type[HumanAuthor]
+        # Authors of one community share its preferences and rate: (author ids, preferences (C,), rate).
+        self.writers = [(np.array([a.unique_id for a in self.authors if a.community == k], dtype=np.int64),
+                         weights[k], c.rate) for k, c in enumerate(scenario.communities)]
         self.developers = sorted(self.agents_by_type[ModelDeveloper], key=lambda d: d.slot)
-        self.fresh = np.empty(0, dtype=np.int64)
+        self.groups = groups
+        self.policies = Policies.stack([d.policy for d in self.developers], devs.train.samples)
+        self.retention = Retention(self.policies)
+        self.published = Block()  # the models' newest outputs (none before the first generation)
+        self.depth = np.zeros(n)  # lineage depth of each model: 1 + mean depth of the data it last trained on
+        self.generation = 0
         self.summary: dict[str, float] = {}
-        self.divergence = np.zeros((n, n))
-        self.divergence_history: list[np.ndarray] = []  # (N, N) per generation, for the run folder
+        self.history: list[dict[str, np.ndarray]] = []  # per-developer metrics of each generation
+        self.divergence_history: list[tuple[int, np.ndarray]] = []  # (generation, (P,) pair divergences)
 
-        names = self.metric_names()
         self.datacollector = mesa.DataCollector(
-            model_reporters={"step": "steps"} | {m: _reporter(m) for m in names},
-            agenttype_reporters={
-                ModelDeveloper: {"developer": "slot", "group": "group"} | {m: _reporter(m) for m in self.agent_names()}
-            },
-        )
+            model_reporters={"step": "generation"} | {m: _reporter(m) for m in self.metric_names()})
 
     # ── phases ─────────────────────────────────────────────────────────────────────────────────────────
 
     def step(self) -> None:
-        t = self.steps  # Mesa counts the step before calling us: 1 for the first generation
-        self.authors.shuffle_do("write")
-        self._write_human(t)
-        self.agents_by_type[ModelDeveloper].shuffle_do("gather")
-        items, weights = self._training_batch()
-        self.state = self.family.fit(self.state, items, weights, self.generator)
-        train = self._training_stats()
+        self.generation = t = self.generation + 1
+        fresh = self._write_human(t)
+        pool = self.pool
+        sources = Sources(self.original, self.public, fresh, self.published, pool.column("author_kind"),
+                          pool.column("detector_score"), pool.column("verified"))
+        acquired = scrape(self.policies, sources, self.reading, self.rng)
+        batch = Rows.from_flat(len(self.developers), acquired.row, acquired.item, acquired.weight)
+        train = self.retention.update(batch, self.rng)
+        idx, weight = train.padded()  # (N, B)
+        self.state = self.family.fit(self.state, pool.take(idx), torch.as_tensor(weight, device=self.device),
+                                     self.generator)
+        stats = self._training_stats(idx, weight, train.n)
         samples = self._sample()
-        self._publish(samples, t, train["train_lineage_depth"])
-        self._measure(samples, train)
+        facts = self._publish(samples, t, stats["train_lineage_depth"])
+        self._measure(t, samples, facts, stats)
+        self._release()
         self.datacollector.collect(self)
 
-    def _write_human(self, t: int) -> None:
-        concepts = np.concatenate([a.concepts for a in self.authors] + [np.empty(0, dtype=np.int64)])
-        authors = np.concatenate([np.full(a.rate, a.unique_id) for a in self.authors] + [np.empty(0)])
-        community = np.concatenate([np.full(a.rate, a.community) for a in self.authors] + [np.empty(0)])
-        c = torch.as_tensor(concepts, dtype=torch.int64, device=self.device)
-        items = self.world.sample(c, self.generator)
-        self.fresh = self.pool.add(items, author_kind=HUMAN, author=authors, step=t, concept=concepts,
-                                   community=community, depth=0.0, detector_score=self._scores(len(c)),
-                                   verified=self._verify(items))
-
-    def sources_for(self, dev: ModelDeveloper) -> Sources:
-        row = self.reading[dev.slot]
-        upstream = [(self.developers[j].published, float(row[j])) for j in np.flatnonzero(row)]
-        return Sources(original=dev.original, public=self.public, fresh=self.fresh, upstream=upstream,
-                       author_kind=self.pool.column("author_kind"),
-                       detector_score=self.pool.column("detector_score"), verified=self.pool.column("verified"))
-
-    def _training_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All developers' training sets padded to one ``(N, B)`` index matrix with weights (0 = padding)."""
-        b = max(1, max(len(d.train_idx) for d in self.developers))
-        idx = np.zeros((len(self.developers), b), dtype=np.int64)
-        w = np.zeros((len(self.developers), b))
-        for d in self.developers:
-            idx[d.slot, : len(d.train_idx)] = d.train_idx
-            w[d.slot, : len(d.train_w)] = d.train_w
-        idx_t = torch.as_tensor(idx, device=self.device)
-        return self.pool.items[idx_t], torch.as_tensor(w, device=self.device)  # (N, B, *item), (N, B)
+    def _write_human(self, t: int) -> Block:
+        """Every author writes ``rate`` items on concepts drawn from its community's preferences: one draw per
+        community for all its authors, one batched call of the world for the content."""
+        concepts, authors, community = [], [], []
+        for k, (ids, prefs, rate) in enumerate(self.writers):
+            if rate == 0 or len(ids) == 0:
+                continue
+            concepts.append(self.rng.choice(len(prefs), size=len(ids) * rate, p=prefs))
+            authors.append(np.repeat(ids, rate))
+            community.append(np.full(len(ids) * rate, k))
+        if not concepts:
+            return Block(self.pool.size, 0)
+        c = np.concatenate(concepts)
+        items = self.world.sample(torch.as_tensor(c, device=self.device), self.generator)
+        start = self.pool.add(items, author_kind=HUMAN, author=np.concatenate(authors), step=t, concept=c,
+                              community=np.concatenate(community), depth=0.0, detector_score=self._scores(len(c)),
+                              verified=self.world.verify(items).cpu().numpy())
+        return Block(start, len(c))
 
     def _sample(self) -> torch.Tensor:
         publish = self.scenario.developers.publish
-        prompts = None
-        if hasattr(self.world, "prompts"):
-            prompts = torch.stack([self.world.prompts(d.slot, publish.samples, self.generator)
-                                   for d in self.developers])  # (N, k, D)
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
-                                  top_p=publish.top_p, prompts=prompts)  # (N, k, *item)
+                                  top_p=publish.top_p, prompts=self.world.prompts(publish.samples, self.generator))
 
-    def _training_stats(self) -> dict[str, np.ndarray]:
+    def _training_stats(self, idx: np.ndarray, weight: np.ndarray, size: np.ndarray) -> dict[str, np.ndarray]:
         """Per developer ``(N,)``: synthetic share, lineage depth and size of the set it just trained on
         (share and depth NaN for an empty set)."""
-        kind, depth = self.pool.column("author_kind"), self.pool.column("depth")
-        return {
-            "train_synthetic_share": np.array([_weighted_mean(kind[d.train_idx] == MODEL, d.train_w)
-                                               for d in self.developers]),
-            "train_lineage_depth": np.array([_weighted_mean(depth[d.train_idx], d.train_w)
-                                             for d in self.developers]),
-            "train_size": np.array([float(len(d.train_idx)) for d in self.developers]),
-        }
+        total = weight.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = ((self.pool.column("author_kind")[idx] == MODEL) * weight).sum(1) / total
+            depth = (self.pool.column("depth")[idx] * weight).sum(1) / total
+        return {"train_synthetic_share": share, "train_lineage_depth": depth, "train_size": size.astype(float)}
 
-    def _publish(self, samples: torch.Tensor, t: int, train_depth: np.ndarray) -> None:
+    def _publish(self, samples: torch.Tensor, t: int, train_depth: np.ndarray) -> Facts:
+        """Add every model's samples to the pool, with what the world reads off them (once)."""
         n, k = samples.shape[:2]
         flat = samples.reshape(n * k, *samples.shape[2:])
-        for d in self.developers:  # a model that got no data keeps its parameters, hence its depth
-            if np.isfinite(train_depth[d.slot]):
-                d.depth = 1.0 + train_depth[d.slot]
-        depth = np.array([d.depth for d in self.developers])
-        idx = self.pool.add(flat, author_kind=MODEL, author=np.repeat(np.arange(n), k), step=t,
-                            concept=self.world.concept_of(flat), community=-1, depth=np.repeat(depth, k),
-                            detector_score=self._scores(n * k), verified=self._verify(flat))
-        for d in self.developers:
-            d.published = idx[d.slot * k : (d.slot + 1) * k]
+        facts = self.world.facts(flat)
+        # A model that got no data keeps its parameters, hence its depth.
+        self.depth = np.where(np.isfinite(train_depth), 1.0 + train_depth, self.depth)
+        start = self.pool.add(flat, author_kind=MODEL, author=np.repeat(np.arange(n), k), step=t,
+                              concept=facts.concepts.cpu().numpy(), community=-1, depth=np.repeat(self.depth, k),
+                              detector_score=self._scores(n * k), verified=facts.verified.cpu().numpy())
+        self.published = Block(start, k)
+        return Facts(facts.concepts.view(n, k), facts.verified.view(n, k))
 
-    def _measure(self, samples: torch.Tensor, train: dict[str, np.ndarray]) -> None:
-        per_dev, divergence = metrics.measure(self.world, self.family, self.state, samples, self.heldout,
-                                              self.communities)
-        values = {name: v.double().cpu().numpy() for name, v in per_dev.items()} | train  # each (N,)
-        for d in self.developers:
-            d.metrics = {name: float(v[d.slot]) for name, v in values.items()}
-        self.divergence = divergence.double().cpu().numpy()
+    def _measure(self, t: int, samples: torch.Tensor, facts: Facts, stats: dict[str, np.ndarray]) -> None:
         n = len(self.developers)
-        if n <= MAX_DIVERGENCE_HISTORY:
-            self.divergence_history.append(self.divergence)
-        off = ~np.eye(n, dtype=bool)
-        kind = self.pool.column("author_kind")
-        self.summary = {name: float(values[name].mean()) for name in self.agent_names()}
+        values: dict[str, np.ndarray] = {}
+        divergence = None
+        if self.scenario.metrics.measured(t, self.scenario.steps):
+            per_dev = self.measurement.per_developer(self.state, samples, facts)
+            values = {name: v.double().cpu().numpy() for name, v in per_dev.items()}
+            divergence = self.measurement.divergence(self.state)
+            if divergence is not None:
+                self.divergence_history.append((t, divergence.astype(np.float32)))
+        values = {name: values.get(name, np.full(n, math.nan)) for name in self.measurement.names()} | stats
+        self.history.append(values)
+        self.summary = {name: float(v.mean()) for name, v in values.items()}
         self.summary |= {
-            "nll_spread": float(np.std(values["nll"])),
-            "divergence": float(self.divergence[off].mean()) if n > 1 else 0.0,
-            "pool_size": float(len(self.pool)),
-            "pool_synthetic_share": float((kind == MODEL).mean()),
-            "pool_lineage_depth": float(self.pool.column("depth").mean()),
+            "nll_spread": float(np.std(values["nll"])) if "nll" in values else math.nan,
+            "divergence": float(divergence.mean()) if divergence is not None and len(divergence) else math.nan,
+            "pool_size": float(self.pool.written.items),
+            "pool_synthetic_share": self.pool.written.synthetic_share,
+            "pool_lineage_depth": self.pool.written.mean_depth,
+            **self.reference,
         }
+
+    def _release(self) -> None:
+        """Release the pool items no developer can read again: compact the pool when they are most of it."""
+        pool = self.pool
+        if pool.size < RELEASE_ABOVE:
+            return
+        live = np.zeros(pool.size, dtype=bool)
+        for block, owners in ((self.original, len(self.developers)), (self.public, 1),
+                              (self.published, len(self.developers))):
+            live[block.start : block.start + block.size * owners] = True
+        held = {id(rows): rows for rows in self.retention.live()}.values()  # training sets may share storage
+        for rows in held:
+            live[rows.idx[rows.valid()]] = True
+        if 2 * live.sum() > pool.size:
+            return
+        new_index = pool.compact(live)
+        for rows in held:
+            rows.remap(new_index)
+        self.original, self.public, self.published = (
+            Block(int(new_index[b.start]) if b.size else 0, b.size) for b in (self.original, self.public,
+                                                                               self.published))
 
     # ── helpers ────────────────────────────────────────────────────────────────────────────────────────
 
-    def _add_human(self, batch: Batch, step: int) -> np.ndarray:
+    def _add_real(self, batch: Batch) -> int:
+        """Add a world's fixed data set (step 0, no author); returns where it starts."""
         if len(batch) == 0:
-            return np.empty(0, dtype=np.int64)
-        return self.pool.add(batch.items, author_kind=HUMAN, author=-1, step=step, concept=batch.concepts,
-                             community=batch.communities, depth=0.0, detector_score=self._scores(len(batch)),
-                             verified=self._verify(batch.items))
+            return self.pool.size
+        return self.pool.add(batch.items, author_kind=HUMAN, author=-1, step=0,
+                             concept=batch.concepts.cpu().numpy(), community=batch.communities.cpu().numpy(),
+                             depth=0.0, detector_score=self._scores(len(batch)),
+                             verified=self.world.verify(batch.items).cpu().numpy())
 
     def _scores(self, n: int) -> np.ndarray:
         """Detector scores of new items (see ``ecosystem.pool``), drawn only when some developer uses one."""
         return self.rng.random(n) if self.detecting else np.ones(n)
 
-    def _verify(self, items: torch.Tensor) -> np.ndarray | bool:
-        if self.scenario.world.kind not in TOKEN_WORLDS:
-            return True
-        return self.world.verify(items).cpu().numpy()
-
     def agent_names(self) -> list[str]:
         """Per-developer metric names, in column order."""
-        return [*metrics.names(self.world, self.family, self.communities), *TRAIN_METRICS]
+        return [*self.measurement.names(), *TRAIN_METRICS]
 
     def metric_names(self) -> list[str]:
-        return [*self.agent_names(), "nll_spread", "divergence", *POOL_METRICS]
+        """Ecosystem-level metric names (``model.parquet`` columns after ``step``)."""
+        return [*self.agent_names(), *ECOSYSTEM_METRICS]
+
+    # ── results ────────────────────────────────────────────────────────────────────────────────────────
+
+    def model_frame(self) -> pd.DataFrame:
+        """One row per generation so far: ``step`` and the ecosystem-level metrics."""
+        return self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+
+    def developer_frame(self) -> pd.DataFrame:
+        """One row per generation × developer: ``step, developer, group`` and the per-developer metrics."""
+        n, steps = len(self.developers), len(self.history)
+        columns = {"step": np.repeat(np.arange(1, steps + 1), n), "developer": np.tile(np.arange(n), steps),
+                   "group": np.tile(self.groups, steps)}
+        for name in self.agent_names():
+            columns[name] = np.concatenate([h[name] for h in self.history]) if steps else np.empty(0)
+        return pd.DataFrame(columns)
+
+    def divergences(self) -> Divergences | None:
+        """The pairwise divergences measured so far, or None when none were."""
+        if not self.divergence_history:
+            return None
+        steps, values = zip(*self.divergence_history, strict=True)
+        m = self.measurement
+        return Divergences(len(self.developers), np.array(steps), m.i, m.j, np.stack(values))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -217,12 +265,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _reporter(name: str):
-    def report(obj) -> float:
-        return obj.summary[name] if isinstance(obj, EcosystemModel) else obj.metrics[name]
+    def report(model: EcosystemModel) -> float:
+        return model.summary[name]
 
     return report
-
-
-def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
-    total = weights.sum()
-    return float((values * weights).sum() / total) if total > 0 else float("nan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +14,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from agents.developer import ModelDeveloper
+from ecosystem.checks import learning_warning
 from ecosystem.model import EcosystemModel
-from ecosystem.results import Divergences, is_run, write_run
+from ecosystem.results import is_run, write_run
 from ecosystem.scenario import Scenario, to_yaml
 
 
@@ -43,31 +44,37 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = Tr
 
 
 def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel, dict[str, object]]:
-    """Build the model and run every generation; returns it with setup and per-step timings."""
+    """Build the model and run every generation; returns it with setup and per-step timings.
+
+    If the first generation's models have not learned (:func:`ecosystem.checks.learning_warning`), the
+    warning is printed at once (with ``progress``) so a long run can be stopped early.
+    """
     start = time.perf_counter()
     model = EcosystemModel(scenario)
     setup = time.perf_counter() - start
     per_step = []
+    warned = False
     bar = tqdm(range(scenario.steps), desc=scenario.name, unit="gen", disable=not progress, leave=False)
     for _ in bar:
         t0 = time.perf_counter()
         model.step()
         per_step.append(time.perf_counter() - t0)
         bar.set_postfix(nll=f"{model.summary['nll']:.3f}", div=f"{model.summary['divergence']:.3g}")
+        if progress and not warned and (warning := learning_warning(model.model_frame())):
+            tqdm.write(f"warning: {warning}", file=sys.stderr)
+            warned = True
     return model, {"setup_s": setup, "per_step_s": per_step, "total_s": time.perf_counter() - start}
 
 
 def frames(model: EcosystemModel) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tidy tables of a finished model: one row per step, and one per step × developer."""
-    model_df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    agents_df = model.datacollector.get_agenttype_vars_dataframe(ModelDeveloper).reset_index()
-    agents_df = agents_df.rename(columns={"Step": "step"}).drop(columns="AgentID")
-    return model_df, agents_df.sort_values(["step", "developer"], kind="stable").reset_index(drop=True)
+    """The tidy tables of a model's run so far: one row per step, and one per step × developer."""
+    return model.model_frame(), model.developer_frame()
 
 
 def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -> None:
     model, timings = simulate(scenario, progress=progress)
     model_df, agents_df = frames(model)
+    warning = learning_warning(model_df)
     meta = {
         "name": scenario.name,
         "seed": scenario.seed,
@@ -76,16 +83,14 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -
         "groups": scenario.developers.groups or [scenario.developers.count],
         "communities": model.communities,
         "device": str(model.device),
+        "reference": model.reference,
+        "warnings": [warning] if warning else [],
         "versions": _versions(),
         "timings": timings,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    divergence = None
-    if model.divergence_history:
-        steps = np.arange(1, len(model.divergence_history) + 1)
-        divergence = Divergences.from_matrices(steps, np.stack(model.divergence_history))
-    write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df, divergence=divergence,
-              graph=model.graph, meta=meta)
+    write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df,
+              divergence=model.divergences(), graph=model.graph, meta=meta)
     if summary:
         from analysis.summary import summary_figure
 

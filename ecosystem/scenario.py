@@ -215,6 +215,9 @@ class DataSpec(Strict):
     keep: Share = 0.9  # share of the previous training set kept by retention `incremental`
     detector: DetectorSpec | None = None
     verifier: VerifierSpec | None = None
+    # Filtered items are replaced by scraping further among the items that pass (bounded by what the
+    # sources hold), so filters change what is trained on, not how much.
+    refill: bool = False
 
     @model_validator(mode="after")
     def _shares(self) -> DataSpec:
@@ -385,6 +388,46 @@ NetworkSpec = Annotated[
 ]
 
 
+# ── measurement ───────────────────────────────────────────────────────────────────────────────────────
+
+METRIC_GROUPS = ("quality", "distance", "model", "samples")
+MAX_STORED_DIVERGENCES = 1 << 26  # pair values kept over a run (4 bytes each)
+
+
+class MetricsSpec(Strict):
+    """What is measured, and how often: at N = 2048 measuring everything can cost more than training.
+
+    ``measure`` names the per-developer groups: ``quality`` (held-out NLL overall, per community and per
+    concept), ``distance`` (to the truth), ``model`` (the family's own statistics, e.g. its variance) and
+    ``samples`` (validity and diversity of what the models wrote). ``pairwise`` compares developers' models:
+    ``all`` pairs, a seeded ``sample`` of ``pairs`` pairs fixed for the run, ``none``, or ``auto`` (all
+    pairs while there are at most ``pairs`` of them, else a sample).
+    """
+
+    every: Count = 1  # measure generation 1, every `every`-th generation, and the last
+    measure: list[Literal["quality", "distance", "model", "samples"]] = Field(
+        default_factory=lambda: list(METRIC_GROUPS))
+    pairwise: Literal["auto", "all", "sample", "none"] = "auto"
+    pairs: Count = 4096
+    probes: Count = 64  # held-out sequences on which token models' next-token distributions are compared
+    levenshtein_samples: Annotated[int, Field(ge=2)] = 32  # samples per developer compared by edit distance
+    levenshtein_pairs: Count = 1 << 15  # sample pairs compared per generation, over all developers
+
+    def measured(self, step: int, steps: int) -> bool:
+        """Whether generation ``step`` (1-based) of ``steps`` is measured."""
+        return step == 1 or step == steps or step % self.every == 0
+
+    def measured_count(self, steps: int) -> int:
+        """How many of ``steps`` generations are measured (without visiting each)."""
+        return steps // self.every + (self.every > 1) + (steps % self.every != 0 and steps > 1)
+
+    def pair_count(self, n: int) -> int:
+        """How many pairs of the ``n`` developers are compared each measured generation."""
+        every = n * (n - 1) // 2
+        return {"all": every, "none": 0, "sample": min(self.pairs, every), "auto": min(self.pairs, every)}[
+            self.pairwise]
+
+
 # ── sweeps ────────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -417,6 +460,7 @@ class Scenario(Strict):
     communities: list[CommunitySpec] = Field(default_factory=lambda: [CommunitySpec()], min_length=1)
     developers: DevelopersSpec = Field(default_factory=DevelopersSpec)
     network: NetworkSpec = Field(default_factory=CompleteNet)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: SweepSpec | None = None
 
     _world_kind = field_validator("world", mode="before")(_default_kind("gaussian"))
@@ -458,6 +502,12 @@ class Scenario(Strict):
         _check_network_size(self.network, devs.count)
         if any(p.mix == "weight" for p in devs.policies()) and devs.family.kind not in ("gaussian", "linear"):
             raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
+        kept = self.metrics.pair_count(devs.count) * self.metrics.measured_count(self.steps)
+        if kept > MAX_STORED_DIVERGENCES:
+            raise ValueError(
+                f"metrics.pairwise: '{self.metrics.pairwise}' keeps {kept:,} pairwise divergences over the run "
+                f"(at most {MAX_STORED_DIVERGENCES:,}); use 'sample' with fewer pairs, or measure less often "
+                "(metrics.every)")
         return self
 
     @property

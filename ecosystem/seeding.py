@@ -13,8 +13,9 @@ class Seeds:
     torch: int  # the torch.Generator on the run's device: content and model training
     world: int  # the world's fixed data, unless the scenario pins world.seed
     network: int  # random graph families
+    measure: int  # measurement's own streams (sampled pairs), so measuring never changes the simulation
 
     @classmethod
     def from_root(cls, seed: int) -> Seeds:
-        children = np.random.SeedSequence(seed).spawn(4)
+        children = np.random.SeedSequence(seed).spawn(5)
         return cls(*(int(c.generate_state(1, np.uint32)[0]) for c in children))

@@ -25,3 +25,14 @@ def tiny(**overrides) -> dict:
 @pytest.fixture
 def tiny_scenario():
     return tiny
+
+
+def divergence_matrix(family, state, probe, n: int):
+    """A family's divergence of every pair of the ``n`` developers as a symmetric ``(N, N)`` matrix."""
+    import torch
+
+    i, j = torch.triu_indices(n, n, 1)
+    values = family.divergence(state, probe, i, j)
+    out = torch.zeros(n, n, dtype=values.dtype)
+    out[i, j] = out[j, i] = values
+    return out

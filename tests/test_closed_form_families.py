@@ -6,6 +6,7 @@ import torch
 from ecosystem.families.gaussian import GaussianFamily, GaussianState, sqrtm_psd
 from ecosystem.families.linear import LinearFamily
 from ecosystem.scenario import GaussianFamilySpec, LinearFamilySpec
+from tests.conftest import divergence_matrix
 
 CPU = torch.device("cpu")
 
@@ -50,7 +51,7 @@ def test_w2_divergence_matches_explicit_square_roots():
         a = torch.randn(4, d, d, generator=g, dtype=torch.float64)
         cov = a @ a.transpose(1, 2) + 0.1 * torch.eye(d, dtype=torch.float64)
         mean = torch.randn(4, d, generator=g, dtype=torch.float64)
-        out = GaussianFamily(GaussianFamilySpec(), d, CPU).divergence(GaussianState(mean, cov), None)
+        out = divergence_matrix(GaussianFamily(GaussianFamilySpec(), d, CPU), GaussianState(mean, cov), None, 4)
         for i in range(4):
             for j in range(4):
                 ra = sqrtm_psd(cov[i])

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.developer import apportion
 from ecosystem.model import EcosystemModel
 from ecosystem.pool import HUMAN, MODEL
-from ecosystem.retention import retain
 from ecosystem.run import frames
 from ecosystem.scenario import validate_scenario
+from ecosystem.scrape import detector_flags
 from tests.conftest import tiny
 
 
@@ -23,30 +22,21 @@ def model_with(data: dict, steps: int = 3, **overrides) -> EcosystemModel:
     return model
 
 
-def batches(sizes):
-    start = 0
-    out = []
-    for n in sizes:
-        out.append((np.arange(start, start + n), np.ones(n)))
-        start += n
-    return out
+def train_idx(model: EcosystemModel, k: int) -> np.ndarray:
+    return model.developers[k].training_set[0]
 
 
-def test_retention_policies_on_acquired_batches():
-    rng = np.random.default_rng(0)
-    history = batches([5, 5, 5, 5])
-    assert list(retain(history, "replace", rng)[0]) == [15, 16, 17, 18, 19]
-    assert len(retain(history, "accumulate", rng)[0]) == 20
-    assert list(retain(history, "window", rng, window=2)[0]) == list(range(10, 20))
-    sub = retain(history, "accumulate_subsample", rng)[0]
-    assert len(sub) == 5 and len(set(sub)) == 5 and set(sub) <= set(range(20))
-    # The subsample mixes old and new data: over many draws every batch is represented.
-    seen = np.concatenate([retain(history, "accumulate_subsample", rng)[0] for _ in range(200)])
-    assert np.bincount(seen // 5, minlength=4).min() > 150
-    # Incremental keeps 80% of the previous training set and takes 20% from the newest batch.
-    previous = (np.arange(100, 105), np.ones(5))
-    inc = retain(history, "incremental", rng, keep=0.8, previous=previous)[0]
-    assert len(inc) == 5 and np.isin(inc, previous[0]).sum() == 4 and np.isin(inc, history[-1][0]).sum() == 1
+def original_items(model: EcosystemModel, k: int) -> np.ndarray:
+    """Pool indices of developer k's private data set."""
+    block = model.original
+    return block.start + k * block.size + np.arange(block.size)
+
+
+def flags(model: EcosystemModel, k: int) -> np.ndarray:
+    """Developer k's detector verdict on every pool item."""
+    policies = model.policies
+    return detector_flags(model.pool.column("author_kind"), model.pool.column("detector_score"), policies.tpr[k],
+                          policies.fpr[k])
 
 
 @pytest.mark.parametrize(("retention", "sizes"), [("replace", [20, 20, 20, 20]), ("accumulate", [20, 40, 60, 80]),
@@ -60,7 +50,7 @@ def test_retention_through_the_model(retention, sizes):
     seen = []
     for _ in range(4):
         model.step()
-        seen.append(len(model.developers[0].train_idx))
+        seen.append(len(train_idx(model, 0)))
     assert seen == sizes
     _, agents = frames(model)
     assert list(agents.loc[agents.developer == 0, "train_size"]) == sizes
@@ -88,33 +78,29 @@ def test_first_generation_trains_on_real_data_and_shares_are_exact():
     model = model_with({"original": 0.25, "human_fresh": 0.25, "synthetic": 0.5}, steps=2)
     kinds = model.pool.column("author_kind")
     steps = model.pool.column("step")
-    dev = model.developers[0]
-    idx = dev.train_idx
+    idx = train_idx(model, 0)
     assert len(idx) == 20
     assert (kinds[idx] == MODEL).sum() == 10  # synthetic share 0.5 of 20 at generation 2
-    assert np.isin(idx, dev.original).sum() == 5
+    assert np.isin(idx, original_items(model, 0)).sum() == 5
     assert ((kinds[idx] == HUMAN) & (steps[idx] == 2)).sum() == 5
-    assert apportion(7, {"a": 0.5, "b": 0.5}) == {"a": 4, "b": 3}
-    assert sum(apportion(10, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}).values()) == 10
 
 
 def test_detector_drops_flagged_scraped_items():
     data = {"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 1.0, "fpr": 0.0}}
     model = model_with(data, steps=3)
     kinds = model.pool.column("author_kind")
-    dev = model.developers[0]
-    flagged = dev.flags(kinds, model.pool.column("detector_score"))
+    flagged = flags(model, 0)
     assert flagged[kinds == MODEL].all() and not flagged[kinds == HUMAN].any()
-    for dev in model.developers:
-        assert (kinds[dev.train_idx] == HUMAN).all()
+    for k in range(len(model.developers)):
+        assert (kinds[train_idx(model, k)] == HUMAN).all()
     partial = model_with({"human_fresh": 0.5, "synthetic": 0.5, "detector": {"tpr": 0.5, "fpr": 0.1}}, steps=6)
-    kinds, score = partial.pool.column("author_kind"), partial.pool.column("detector_score")
-    flagged = partial.developers[0].flags(kinds, score)
+    kinds = partial.pool.column("author_kind")
+    flagged = flags(partial, 0)
     for kind, rate in ((MODEL, 0.5), (HUMAN, 0.1)):
         n_kind = (kinds == kind).sum()
         assert abs(flagged[kinds == kind].mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / n_kind)
     # Synthetic share of training data falls by the detector: about (1 − tpr) of it survives.
-    share = np.mean([(kinds[d.train_idx] == MODEL).mean() for d in partial.developers])
+    share = np.mean([(kinds[train_idx(partial, k)] == MODEL).mean() for k in range(4)])
     assert share < 0.45
 
 
@@ -125,7 +111,7 @@ def test_groups_can_follow_different_data_policies():
     for _ in range(3):
         model.step()
     kinds = model.pool.column("author_kind")
-    shares = [float((kinds[d.train_idx] == MODEL).mean()) for d in model.developers]
+    shares = [float((kinds[train_idx(model, k)] == MODEL).mean()) for k in range(4)]
     assert shares == [1.0, 1.0, 0.0, 0.0]
 
 
@@ -164,12 +150,12 @@ def test_verifier_curates_synthetic_data():
     verified = model.pool.column("verified")
     published = np.concatenate([model.pool.where(author_kind=MODEL, step=1)])
     assert 0.2 < verified[published].mean() < 0.9  # the models do write wrong items
-    for dev in model.developers:
-        assert verified[dev.train_idx].all()
+    for k in range(4):
+        assert verified[train_idx(model, k)].all()
     half = run(0.5)
     verified = half.pool.column("verified")
     wrong_written = (~verified[half.pool.where(author_kind=MODEL, step=1)]).mean()
-    kept = np.concatenate([d.train_idx for d in half.developers])
+    kept = np.concatenate([train_idx(half, k) for k in range(4)])
     wrong_kept = (~verified[kept]).mean()
     expected = 0.5 * wrong_written / (1 - 0.5 * wrong_written)  # wrong share after keeping half of them
     assert abs(wrong_kept - expected) < 4 * np.sqrt(expected * (1 - expected) / len(kept))
@@ -204,7 +190,7 @@ def test_a_developer_without_data_keeps_its_lineage_depth():
     model = EcosystemModel(validate_scenario(raw))
     for _ in range(3):
         model.step()
-    assert len(model.developers[0].train_idx) == 0
+    assert len(train_idx(model, 0)) == 0
     assert np.isfinite(model.pool.column("depth")).all()
     assert np.isfinite(model.summary["pool_lineage_depth"])
 
@@ -219,12 +205,12 @@ def test_short_sources_are_made_up_from_original_data():
     model.step()
     model.step()
     kinds, steps = model.pool.column("author_kind"), model.pool.column("step")
-    for dev in model.developers:
-        idx = dev.train_idx
+    for k in range(3):
+        idx = train_idx(model, k)
         assert len(idx) == 100
         assert (kinds[idx] == MODEL).sum() == 10  # all of its own 10 outputs
         assert ((kinds[idx] == HUMAN) & (steps[idx] == 2)).sum() == 2  # every fresh item there is
-        assert np.isin(idx, dev.original).sum() == 88
+        assert np.isin(idx, original_items(model, k)).sum() == 88
 
 
 def test_synthetic_data_is_read_in_proportion_to_w(tmp_path):
@@ -237,15 +223,17 @@ def test_synthetic_data_is_read_in_proportion_to_w(tmp_path):
     model = EcosystemModel(validate_scenario(raw))
     model.step()
     model.step()
-    authors = model.pool.column("author")[model.developers[0].train_idx]
+    authors = model.pool.column("author")[train_idx(model, 0)]
     assert (authors == 1).sum() in (112, 113) and (authors == 2).sum() in (37, 38)
 
 
-def test_developers_keep_only_the_history_their_retention_needs():
-    model = model_with({"synthetic": 1.0, "retention": "replace", "window": 2}, steps=6)
-    assert all(len(d.history) <= 2 for d in model.developers)
+def test_developers_keep_only_the_data_their_retention_needs():
+    model = model_with({"synthetic": 1.0, "retention": "replace"}, steps=6)
+    assert model.retention.store.width == 0  # nothing beyond the training sets
+    model = model_with({"synthetic": 1.0, "retention": "window", "window": 2}, steps=6)
+    assert model.retention.store.width == 2 * 20 and len(model.retention.sizes) <= 3
     model = model_with({"synthetic": 1.0, "retention": "accumulate"}, steps=6)
-    assert all(len(d.history) == 6 for d in model.developers)
+    assert model.retention.store.width == 6 * 20
 
 
 def test_linear_world_has_held_out_data_per_community():

@@ -98,8 +98,8 @@ def theory_for(model: EcosystemModel, alpha: float, beta: float, steps: int):
     world = model.world
     private = [(b.items[:, :-1].numpy(), b.items[:, -1].numpy()) for b in (world.original(i) for i in range(3))]
     public = (world.public().items[:, :-1].numpy(), world.public().items[:, -1].numpy())
-    designs = [world.prompts(j, 7, model.generator).numpy() for j in range(3)]
-    return vu_moments(private, public, designs, model.reading, alpha, beta, 1.0, steps)
+    designs = list(world.prompts(7, model.generator).numpy())
+    return vu_moments(private, public, designs, reading_matrix(model.graph), alpha, beta, 1.0, steps)
 
 
 @pytest.mark.parametrize("network", [{"kind": "complete"}, {"kind": "star"}], ids=["uniform", "star-W"])

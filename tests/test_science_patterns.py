@@ -73,11 +73,12 @@ def test_item8_models_reading_each_other_transfer_and_homogenize():
     results = {}
     for alpha in (0.0, 0.5, 1.0):
         def divergences(model):
-            held = model.heldout
+            held = model.world.heldout()
             shared = held.items[held.communities == 0]
             private = held.items[held.communities != 0]
-            return (float(model.family.divergence(model.state, shared)[0, 1]),
-                    float(model.family.divergence(model.state, private)[0, 1]))
+            pair = torch.tensor([0]), torch.tensor([1])
+            return (float(model.family.divergence(model.state, shared, *pair)[0]),
+                    float(model.family.divergence(model.state, private, *pair)[0]))
 
         overrides = {"developers.data.alpha": alpha, "steps": 8, "developers.train.samples": 400,
                      "developers.publish.samples": 400}

@@ -9,12 +9,13 @@ import math
 import pytest
 import torch
 
-from ecosystem.families import ngram, transformer
+from ecosystem.families import tokens, transformer
 from ecosystem.families.looped import LoopedTransformerFamily
 from ecosystem.families.ngram import NgramFamily, NgramState
 from ecosystem.families.tokens import shift_right
 from ecosystem.families.transformer import TransformerFamily, TransformerState, forward, parameter_count
 from ecosystem.scenario import NgramFamilySpec, TrainSpec, TransformerFamilySpec
+from tests.conftest import divergence_matrix
 
 CPU = torch.device("cpu")
 VOCAB, SEQ_LEN = 5, 6
@@ -175,16 +176,20 @@ def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
     state = batched.fit(batched.init(4, gen()), items, weights, gen(2))
     twins = TransformerState.stack([state, state.select(slice(0, 1))])  # developer 4 copies developer 0
     probe = items[0, :5]
-    d = batched.divergence(twins, probe)
+    d = divergence_matrix(batched, twins, probe, 5)
     assert d[0, 4].item() < 1e-6 and torch.all(d.diagonal() == 0)  # float32 rounding of Σp = 1
     assert torch.equal(d, d.T)
     assert (d[:4, :4] + torch.eye(4) > 0).all() and (d <= math.log(2)).all()
     probs = batched.next_token_probs(twins, probe).flatten(1, 2)  # (N, P·T, V)
-    want = ngram.pairwise_jsd(probs, torch.full((probs.shape[1],), 1 / probs.shape[1]), batched.chunk)
-    assert torch.allclose(d, want, atol=1e-6)
+    i, j = torch.triu_indices(5, 5, 1)
+    want = tokens.pair_jsd(probs, torch.full((probs.shape[1],), 1 / probs.shape[1]), i, j, batched.chunk)
+    assert torch.allclose(d[i, j], want, atol=1e-6)
     # tiny chunks (one probe sequence, developer pairs one by one) give the same numbers
     batched.chunk = 1
-    assert torch.allclose(batched.divergence(twins, probe), d, atol=1e-6)
+    assert torch.allclose(divergence_matrix(batched, twins, probe, 5), d, atol=1e-6)
+    # sampled pairs: only the developers in them are evaluated, with the same numbers
+    some = torch.tensor([1, 0]), torch.tensor([3, 4])
+    assert torch.allclose(batched.divergence(twins, probe, *some), d[some], atol=1e-6)
 
 
 def test_training_on_a_markov_source_beats_the_uniform_model() -> None:

@@ -13,9 +13,13 @@ from typing import Any, Protocol
 
 import torch
 
+from ecosystem.worlds.base import World
+
 
 class Family(Protocol):
     kind: str
+    describe_names: tuple[str, ...]  # the per-developer metrics `describe` returns
+    probe_limited: bool  # `divergence` compares on `metrics.probes` held-out items (else on all of them)
 
     def init(self, n: int, generator: torch.Generator) -> Any:
         """The initial state of ``n`` developers' models (random weights or an uninformed prior)."""
@@ -23,7 +27,8 @@ class Family(Protocol):
     def fit(self, state: Any, items: torch.Tensor, weights: torch.Tensor, generator: torch.Generator) -> Any:
         """Train every developer's model on its own data: ``items (N, B, *item)``, ``weights (N, B)``.
 
-        Returns the new state; ``state`` is the previous generation (fine-tuning starts from it).
+        Returns the new state; ``state`` is the previous generation (fine-tuning starts from it). A developer
+        whose weights are all zero keeps its previous model.
         """
 
     def sample(
@@ -39,15 +44,21 @@ class Family(Protocol):
         """``k`` items from each developer's model: ``(N, k, *item)``.
 
         ``prompts (N, k, ...)`` conditions the output where the family is conditional (the features x of
-        the linear family).
+        the linear family) or fixes the first tokens (token families).
         """
 
     def log_prob(self, state: Any, items: torch.Tensor) -> torch.Tensor:
         """Log-probability of ``items (N, B, *item)`` under each developer's own model: ``(N, B)``."""
 
-    def divergence(self, state: Any, probe: torch.Tensor) -> torch.Tensor:
-        """Pairwise divergence between developers' models ``(N, N)``, zero on the diagonal.
+    def describe(self, state: Any) -> dict[str, torch.Tensor]:
+        """Per-developer metrics of the models themselves ``{name: (N,)}`` (e.g. the variance)."""
 
-        ``probe (P, *item)`` is a fixed set of human items where a family needs one (next-token
-        distributions of language models); closed-form families compare parameters directly.
+    def distance(self, state: Any, world: World) -> torch.Tensor:
+        """Each developer's distance to the truth ``(N,)`` (NaN where the family has none)."""
+
+    def divergence(self, state: Any, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Divergence between the models of developers ``i[p]`` and ``j[p]`` for each pair ``(P,)``, symmetric.
+
+        ``probe (H, *item)`` is a fixed set of human items where a family needs one (next-token
+        distributions of language models, predictions of regressions); Gaussians compare parameters.
         """

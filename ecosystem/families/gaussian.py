@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from ecosystem.scenario import GaussianFamilySpec
+from ecosystem.worlds.gaussian import GaussianWorld
+
+PAIR_ELEMENTS = 1 << 20  # matrix entries per chunk of pairs
 
 
 @dataclass
@@ -68,16 +71,30 @@ class GaussianFamily:
         logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)  # (N,)
         return -0.5 * ((z**2).sum(1) + logdet[:, None] + self.dim * math.log(2 * math.pi))  # (N, B)
 
-    def divergence(self, state: GaussianState, probe: torch.Tensor) -> torch.Tensor:
-        """Pairwise squared 2-Wasserstein distance between the developers' Gaussians ``(N, N)``."""
-        n = state.mean.shape[0]
-        out = torch.empty(n, n, dtype=torch.float64, device=self.device)
+    describe_names = ("variance",)
+    probe_limited = False
+
+    def describe(self, state: GaussianState) -> dict[str, torch.Tensor]:
+        """The model's own spread: its variance per dimension ``(N,)``."""
+        return {"variance": torch.diagonal(state.cov, dim1=1, dim2=2).mean(-1)}
+
+    def distance(self, state: GaussianState, world: GaussianWorld) -> torch.Tensor:
+        """W2² from each developer's Gaussian to the human mixture's moment-matched Gaussian ``(N,)``."""
+        mean, cov = world.moments()
+        trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)
+        return w2_squared(state.mean, sqrtm_psd(state.cov), trace, mean, cov, torch.trace(cov))
+
+    def divergence(self, state: GaussianState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Squared 2-Wasserstein distance between developers ``i`` and ``j`` of each pair ``(P,)``: in closed
+        form for D ≤ 2, one batched symmetric eigendecomposition per pair above."""
         root = sqrtm_psd(state.cov)  # (N, D, D)
         trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)  # (N,)
-        for i in range(0, n, 64):  # chunk rows: N² D×D matrices would not fit for thousands of developers
-            out[i : i + 64] = w2_squared(state.mean[i : i + 64, None], root[i : i + 64, None],
-                                         trace[i : i + 64, None], state.mean[None], state.cov[None], trace[None])
-        return out.fill_diagonal_(0.0)
+        out = torch.empty(len(i), dtype=torch.float64, device=self.device)
+        step = max(1, PAIR_ELEMENTS // self.dim**2)
+        for p0 in range(0, len(i), step):  # bounded temporaries for millions of pairs
+            a, b = i[p0 : p0 + step], j[p0 : p0 + step]
+            out[p0 : p0 + step] = w2_squared(state.mean[a], root[a], trace[a], state.mean[b], state.cov[b], trace[b])
+        return out
 
 
 def w2_squared(mean_a, root_a, trace_a, mean_b, cov_b, trace_b) -> torch.Tensor:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ecosystem.scenario import LinearFamilySpec
+from ecosystem.worlds.linear import LinearWorld
 
 
 @dataclass
@@ -65,7 +66,23 @@ class LinearFamily:
         resid = (y - torch.einsum("nbd,nd->nb", x, state.theta)) / std
         return -0.5 * resid**2 - std.log() - 0.5 * math.log(2 * math.pi)  # (N, B)
 
-    def divergence(self, state: LinearState, probe: torch.Tensor) -> torch.Tensor:
-        """Mean squared difference of two developers' predictions xᵀθ on the probe features ``(N, N)``."""
-        pred = probe[:, :-1] @ state.theta.T  # (P, N)
-        return torch.cdist(pred.T, pred.T) ** 2 / probe.shape[0]
+    describe_names = ("variance",)
+    probe_limited = False
+
+    def describe(self, state: LinearState) -> dict[str, torch.Tensor]:
+        """The fitted noise variance ``(N,)``."""
+        return {"variance": state.noise_var}
+
+    def distance(self, state: LinearState, world: LinearWorld) -> torch.Tensor:
+        """Squared parameter error ‖θ̂ − θ‖² ``(N,)``."""
+        return ((state.theta - world.theta) ** 2).sum(1)
+
+    def divergence(self, state: LinearState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference of two developers' predictions xᵀθ on the probe features ``(P,)``."""
+        pred = probe[:, :-1] @ state.theta.T  # (H, N)
+        out = torch.empty(len(i), dtype=torch.float64, device=self.device)
+        step = max(1, (1 << 20) // probe.shape[0])
+        for p0 in range(0, len(i), step):
+            a, b = i[p0 : p0 + step], j[p0 : p0 + step]
+            out[p0 : p0 + step] = ((pred[:, a] - pred[:, b]) ** 2).mean(0)
+        return out

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ecosystem.families.tokens import chunk_elements, force_prompt, pairwise_jsd, sample_next, shift_right, uniforms
+from ecosystem.families.tokens import chunk_elements, force_prompt, pair_jsd, sample_next, shift_right, uniforms
 from ecosystem.scenario import NgramFamilySpec, TrainSpec
+from ecosystem.worlds.base import World
 
 
 @dataclass
@@ -97,8 +98,19 @@ class NgramFamily:
         n = state.logp.shape[0]
         return state.logp.view(n, self.n_contexts, self.vocab_size)[:, self.contexts(probe)].exp()
 
-    def divergence(self, state: NgramState, probe: torch.Tensor) -> torch.Tensor:
-        """Mean over the positions of ``probe (P, T)`` of the pairwise JSD of next-token distributions.
+    describe_names = ()
+    probe_limited = True  # compared on `metrics.probes` held-out sequences (the cost is pairs × positions × V)
+
+    def describe(self, state: NgramState) -> dict[str, torch.Tensor]:
+        return {}
+
+    def distance(self, state: NgramState, world: World) -> torch.Tensor:
+        """Exact KL(true ‖ model) per developer where the world can give it (``topic_markov``), else NaN."""
+        kl = world.kl_ngram(state.logp)
+        return kl if kl is not None else torch.full((state.logp.shape[0],), math.nan, device=state.logp.device)
+
+    def divergence(self, state: NgramState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Mean over the positions of ``probe (P, T)`` of the JSD of next-token distributions, per pair ``(P,)``.
 
         A table's prediction depends on the context only, so each distinct context is compared once,
         weighted by how often it occurs in the probe.
@@ -106,7 +118,7 @@ class NgramFamily:
         n = state.logp.shape[0]
         ctx, count = self.contexts(probe).flatten().unique(return_counts=True)  # (U,), (U,)
         probs = state.logp.view(n, self.n_contexts, self.vocab_size)[:, ctx].exp()  # (N, U, V)
-        return pairwise_jsd(probs, count.to(probs.dtype) / count.sum(), self.chunk)
+        return pair_jsd(probs, count.to(probs.dtype) / count.sum(), i, j, self.chunk)
 
     def sample(
         self,

@@ -33,12 +33,13 @@ import torch.nn.functional as F
 from ecosystem.families.tokens import (
     chunk_elements,
     force_prompt,
-    pairwise_jsd,
+    pair_jsd,
     sample_next,
     shift_right,
     uniforms,
 )
 from ecosystem.scenario import TrainSpec, TransformerFamilySpec
+from ecosystem.worlds.base import World
 
 
 def keep_freed_memory() -> None:
@@ -85,8 +86,8 @@ class TransformerState:
         is one stack, where each index's backward would fill a zero tensor of the whole stacked weight."""
         return list(zip(*(getattr(self, name).unbind(1) for name in LAYER_FIELDS), strict=True))
 
-    def select(self, index: slice | int) -> TransformerState:
-        """The developers ``index`` (a slice keeps the leading dimension, an int drops it)."""
+    def select(self, index: slice | int | torch.Tensor) -> TransformerState:
+        """The developers ``index`` (a slice or an index tensor keeps the leading dimension, an int drops it)."""
         return TransformerState(**{k: v[index] for k, v in self.tensors().items()})
 
     @staticmethod
@@ -489,14 +490,30 @@ class TransformerFamily:
                 out[n0:n1, b0:b1] = torch.softmax(logits, dim=-1)
         return out
 
-    def divergence(self, state: TransformerState, probe: torch.Tensor) -> torch.Tensor:
-        """Mean over the positions of ``probe (P, T)`` of the pairwise JSD of next-token distributions,
-        a chunk of probe sequences at a time so that memory stays bounded for any N."""
+    describe_names = ()
+    probe_limited = True  # compared on `metrics.probes` held-out sequences (the cost is pairs × positions × V)
+
+    def describe(self, state: TransformerState) -> dict[str, torch.Tensor]:
+        return {}
+
+    def distance(self, state: TransformerState, world: World) -> torch.Tensor:
+        """No closed-form distance to the truth for a neural model: NaN (held-out NLL measures quality)."""
+        return torch.full((state.n,), math.nan, device=state.wte.device)
+
+    def divergence(
+        self, state: TransformerState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean over the positions of ``probe (P, T)`` of the JSD of next-token distributions, per pair ``(P,)``,
+        a chunk of probe sequences at a time so that memory stays bounded for any N. Only the developers
+        in some pair are evaluated."""
+        involved, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)  # sampled pairs: fewer models
+        a, b = inverse[: len(i)], inverse[len(i) :]
+        sub = state.select(involved) if len(involved) < state.n else state
         p_len, t_len = probe.shape
-        chunk = max(1, self.chunk // (state.n * t_len * self.vocab_size))
-        out = torch.zeros((state.n, state.n), device=probe.device)
+        chunk = max(1, self.chunk // (sub.n * t_len * self.vocab_size))
+        out = torch.zeros(len(i), device=probe.device)
         for b0, b1 in _spans(p_len, chunk):
-            probs = self.next_token_probs(state, probe[b0:b1]).flatten(1, 2)  # (N, b·T, V)
+            probs = self.next_token_probs(sub, probe[b0:b1]).flatten(1, 2)  # (n, b·T, V)
             weights = torch.full(probs.shape[1:2], 1.0 / (p_len * t_len), device=probe.device)
-            out += pairwise_jsd(probs, weights, self.chunk)
+            out += pair_jsd(probs, weights, a, b, self.chunk)
         return out

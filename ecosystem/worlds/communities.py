@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ecosystem.scenario import CommunitySpec
-from ecosystem.worlds.base import Batch
+from ecosystem.worlds.base import Batch, World
 
 
 def concept_weights(communities: list[CommunitySpec], n_concepts: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ def private_weights(
     return torch.cat(rows)
 
 
-class CommunityMixture:
+class CommunityMixture(World):
     """The human side of a token world: communities mixing concepts, and the fixed real data sets.
 
     ``_init_humans`` draws, on the CPU from the world's construction generator and in this order: ``heldout``
@@ -119,6 +119,10 @@ class CommunityMixture:
     def original(self, developer: int) -> Batch:
         concepts = self._original_concepts[developer]
         return Batch(self._originals[developer], concepts, torch.full_like(concepts, -1))
+
+    def originals(self) -> Batch:
+        concepts = self._original_concepts.flatten()
+        return Batch(self._originals.flatten(0, 1), concepts, torch.full_like(concepts, -1))
 
     def public(self) -> Batch:
         return self._public

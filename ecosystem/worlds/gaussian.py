@@ -56,9 +56,6 @@ class GaussianWorld(CommunityMixture):
     def concept_of(self, items: torch.Tensor) -> torch.Tensor:
         return (self.log_prob_concepts(items) + self.concept_weights().log()).argmax(dim=-1)
 
-    def verify(self, items: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("the gaussian world has no notion of a correct item")
-
     def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``(D,)`` and covariance ``(D, D)`` of the human mixture (its moment-matched Gaussian)."""
         pi = self.concept_weights()

@@ -13,10 +13,10 @@ import math
 import torch
 
 from ecosystem.scenario import CommunitySpec, LinearWorldSpec
-from ecosystem.worlds.base import Batch
+from ecosystem.worlds.base import Batch, World
 
 
-class LinearWorld:
+class LinearWorld(World):
     kind = "linear"
     dtype = torch.float64
     n_concepts = 1
@@ -35,19 +35,20 @@ class LinearWorld:
         self.n_communities = len(communities)
         g = torch.Generator().manual_seed(seed)
         # Developers' domains are feature subspaces, not concepts.
-        n_developers = private if isinstance(private, int) else private.shape[0]
+        n = private if isinstance(private, int) else private.shape[0]
         self.theta = torch.randn(spec.dim, generator=g, dtype=self.dtype)  # (D,)
-        # Developer k owns coordinates j with j ≡ k (mod min(K, D)).
-        owners = torch.arange(spec.dim) % min(n_developers, spec.dim)
-        self.domain_var = torch.full((n_developers, spec.dim), spec.domain_overlap, dtype=self.dtype)
-        for k in range(n_developers):
-            self.domain_var[k, owners == k % min(n_developers, spec.dim)] = 1.0
+        # Developer k owns coordinates j with j ≡ k (mod min(K, D)): unit variance there, overlap elsewhere.
+        m = min(n, spec.dim)
+        owns = torch.arange(spec.dim)[None, :] % m == torch.arange(n)[:, None] % m  # (N, D)
+        self.domain_var = torch.where(owns, 1.0, spec.domain_overlap).to(self.dtype)  # (N, D)
+        x = torch.randn(n, spec.private_samples, spec.dim, generator=g, dtype=self.dtype)
+        x = x * self.domain_var[:, None].sqrt()  # (N, S, D) on each developer's own domain
+        self._originals = self._label(x.flatten(0, 1), g).to(device).view(n, spec.private_samples, -1)
         ones = torch.ones(spec.dim, dtype=self.dtype)
-        self._original = [self._draw(self.domain_var[k], spec.private_samples, g) for k in range(n_developers)]
         self._public = self._draw(ones, spec.public_samples, g)
         # Every community writes public-domain items; each gets its own held-out set.
         self._heldout = _concat([self._draw(ones, spec.heldout, g, community=k) for k in range(len(communities))])
-        self._designs: dict[tuple[int, int], torch.Tensor] = {}
+        self._designs: dict[int, torch.Tensor] = {}
         self.theta = self.theta.to(device)
 
     def _features(self, var: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
@@ -66,22 +67,32 @@ class LinearWorld:
         ones = torch.ones(self.spec.dim, dtype=self.dtype)
         return self._label(self._features(ones, len(concepts), generator), generator)  # (B, D+1)
 
-    def prompts(self, developer: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Features ``(n, D)`` of developer ``developer``'s synthetic data (its design X_tj).
+    def prompts(self, k: int, generator: torch.Generator) -> torch.Tensor:
+        """Features ``(N, k, D)`` of each developer's synthetic data (its design X_tj), on its own domain.
 
         With ``fixed_design`` the same X_j is reused every generation (drawn once from the world seed), so
         the moments of Vu et al.'s Theorem 1, which condition on the designs, apply exactly.
         """
         if not self.spec.fixed_design:
-            return self._features(self.domain_var[developer], n, generator)
-        key = (developer, n)
-        if key not in self._designs:
-            g = torch.Generator().manual_seed(self.seed + 7919 * (developer + 1))
-            self._designs[key] = self._features(self.domain_var[developer], n, g).to(self.device)
-        return self._designs[key]
+            return self._designs_from(k, generator)
+        if k not in self._designs:  # drawn once, from the world seed
+            self._designs[k] = self._designs_from(k, torch.Generator().manual_seed(self.seed + 7919)).to(self.device)
+        return self._designs[k]
+
+    def _designs_from(self, k: int, g: torch.Generator) -> torch.Tensor:
+        n, d = self.domain_var.shape
+        z = torch.randn(n, k, d, generator=g, dtype=self.dtype, device=g.device)
+        return z * self.domain_var[:, None, :].to(z.device).sqrt()  # (N, k, D)
 
     def original(self, developer: int) -> Batch:
-        return self._original[developer]
+        items = self._originals[developer]
+        zeros = torch.zeros(len(items), dtype=torch.int64, device=self.device)
+        return Batch(items, zeros, zeros - 1)
+
+    def originals(self) -> Batch:
+        items = self._originals.flatten(0, 1)
+        zeros = torch.zeros(len(items), dtype=torch.int64, device=self.device)
+        return Batch(items, zeros, zeros - 1)
 
     def public(self) -> Batch:
         return self._public
@@ -97,8 +108,6 @@ class LinearWorld:
     def concept_of(self, items: torch.Tensor) -> torch.Tensor:
         return torch.zeros(items.shape[:-1], dtype=torch.int64, device=items.device)
 
-    def verify(self, items: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("the linear world has no notion of a correct item")
 
 
 def _concat(batches: list[Batch]) -> Batch:

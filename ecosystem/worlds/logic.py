@@ -46,7 +46,8 @@ from collections.abc import Sequence
 import torch
 
 from ecosystem.scenario import CommunitySpec, LogicWorldSpec
-from ecosystem.worlds.communities import CommunityMixture
+from ecosystem.worlds.base import Facts
+from ecosystem.worlds.tokens import TokenWorld
 
 PAD, TRUE, FALSE, NOT, AND, OR, LPAR, RPAR = range(8)
 TOKENS = ("<pad>", "True", "False", "not", "and", "or", "(", ")")
@@ -155,14 +156,13 @@ def to_text(items: torch.Tensor) -> list[str]:
     return [" ".join(TOKENS[t] if 0 <= t < len(TOKENS) else f"<{t}>" for t in _content(row)) for row in rows]
 
 
-class LogicWorld(CommunityMixture):
+class LogicWorld(TokenWorld):
     """True boolean expressions of depth ``min_depth..max_depth`` padded to ``seq_len`` (module docstring).
 
     Concepts are depths: ``n_concepts = max_depth − min_depth + 1``.
     """
 
     kind = "logic"
-    dtype = torch.int64
     vocab_size = len(TOKENS)
     pad_id = PAD
 
@@ -343,5 +343,10 @@ class LogicWorld(CommunityMixture):
     def verify(self, items: torch.Tensor) -> torch.Tensor:
         """Syntactically valid and True ``(..., T) -> (...)`` bool (whatever the spelling or depth)."""
         return self._analyse_all(items)[2]
+
+    def facts(self, items: torch.Tensor) -> Facts:
+        """Concept and verdict from one parse of each item."""
+        concept, _, verified = self._analyse_all(items)
+        return Facts(concept, verified)
 
     to_text = staticmethod(to_text)

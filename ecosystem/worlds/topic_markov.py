@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ecosystem.scenario import CommunitySpec, TopicMarkovWorldSpec
-from ecosystem.worlds.communities import CommunityMixture
+from ecosystem.worlds.tokens import TokenWorld
 
 
 def _zipf(n: int, exponent: float) -> torch.Tensor:
@@ -33,12 +33,10 @@ def _expect(weights: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return terms.flatten(1).sum(1)
 
 
-class TopicMarkovWorld(CommunityMixture):
+class TopicMarkovWorld(TokenWorld):
     """Concept-specific sparse Markov chains over disjoint token blocks (see the module docstring)."""
 
     kind = "topic_markov"
-    dtype = torch.int64
-    pad_id = None
 
     def __init__(
         self,
