@@ -510,10 +510,6 @@ class Scenario(Strict):
                 "(metrics.every)")
         return self
 
-    @property
-    def item_kind(self) -> str:
-        return "tokens" if self.world.kind in TOKEN_WORLDS else "vector"
-
 
 def world_concepts(world: Any) -> int:
     """How many concepts a world has (logic: one per expression depth)."""
