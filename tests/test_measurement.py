@@ -87,10 +87,13 @@ def test_measure_groups_choose_the_columns(everything):
 def test_the_gaussian_reference_is_the_truths_own_heldout_nll():
     model = EcosystemModel(validate_scenario(tiny()))
     world = model.world
-    x = world.heldout().items.double().numpy()
-    weights = world.concept_weights().double().numpy()
-    density = sum(w * stats.multivariate_normal(mu, world.std**2 * np.eye(x.shape[1])).pdf(x)
-                  for w, mu in zip(weights, world.means.double().numpy(), strict=True))
+    held = world.heldout()
+    x, community = held.items.double().numpy(), held.communities.numpy()
+    means = world.means.double().numpy()
+    # tiny(): community a writes concepts 0 and 1 (equal weights), community b concept 2
+    pdf = [stats.multivariate_normal(mu, world.std**2 * np.eye(x.shape[1])).pdf(x) for mu in means]
+    density = np.where(community == 0, (pdf[0] + pdf[1]) / 2, pdf[2])
+    assert set(community) == {0, 1}
     assert model.reference["reference_nll"] == pytest.approx(-np.log(density).mean(), rel=1e-9)
     assert math.isnan(model.reference["baseline_nll"])
 
@@ -98,7 +101,8 @@ def test_the_gaussian_reference_is_the_truths_own_heldout_nll():
 def test_the_token_reference_is_the_heldout_estimate_of_the_exact_entropy():
     """reference_nll is the truth's mean NLL over the held-out sample: within Monte Carlo error of the
     entropy computed by the chain rule; the baseline is a uniform model's T log V."""
-    raw = tiny(world={"kind": "topic_markov", "vocab": 24, "concepts": 3, "seq_len": 12, "heldout": 2000})
+    raw = tiny(world={"kind": "topic_markov", "vocab": 24, "concepts": 3, "seq_len": 12, "heldout": 2000},
+               communities=[{"name": "all", "authors": 4, "rate": 5}])  # one community: the whole mixture
     raw["developers"]["family"] = {"kind": "ngram", "order": 2}
     model = EcosystemModel(validate_scenario(raw))
     world = model.world
@@ -109,3 +113,17 @@ def test_the_token_reference_is_the_heldout_estimate_of_the_exact_entropy():
     model.step()
     assert model.model_frame()["reference_nll"].iloc[0] == model.reference["reference_nll"]
     assert torch.isfinite(nll).all()
+
+
+def test_a_community_that_writes_nothing_new_still_has_a_finite_reference():
+    """Held-out items of a community with rate 0 are scored under that community's own distribution."""
+    raw = tiny(world={"kind": "topic_markov", "vocab": 24, "concepts": 4, "seq_len": 8, "heldout": 300},
+               communities=[{"name": "shared", "authors": 4, "concepts": [2, 3], "rate": 5},
+                            {"name": "task", "authors": 1, "concepts": [0, 1], "rate": 0}])
+    raw["developers"]["family"] = {"kind": "ngram", "order": 2}
+    world = EcosystemModel(validate_scenario(raw)).world
+    held = world.heldout()
+    by_community = [float(-world.log_prob_concepts(held.items[held.communities == k])[:, list(c)]
+                          .logsumexp(-1).sub(math.log(2)).mean()) for k, c in ((0, (2, 3)), (1, (0, 1)))]
+    assert math.isfinite(world.reference()["reference_nll"])
+    assert world.reference()["reference_nll"] == pytest.approx(np.mean(by_community), rel=1e-9)
