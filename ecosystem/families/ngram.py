@@ -33,6 +33,7 @@ class NgramFamily:
     """Unigram, bigram or trigram models, one per developer, fitted and sampled as tensor ops."""
 
     kind = "ngram"
+    additive = False  # no fit from running statistics (see Family.additive)
 
     def __init__(
         self, spec: NgramFamilySpec, vocab_size: int, seq_len: int, train: TrainSpec, device: torch.device

@@ -330,6 +330,7 @@ class TransformerFamily:
     """Tiny causal LMs of every developer, trained and sampled together."""
 
     kind = "transformer"
+    additive = False  # no fit from running statistics (see Family.additive)
 
     def __init__(
         self,
