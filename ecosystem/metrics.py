@@ -2,7 +2,9 @@
 
 Per developer: quality, the NLL of held-out human data under its model, overall, per community and per
 concept; its distance to the truth (``Family.distance``: W2² to the human distribution's moment-matched
-Gaussian, squared parameter error for regression, exact KL for an n-gram on ``topic_markov``); the model's
+Gaussian, squared parameter error for regression, exact KL for an n-gram on ``topic_markov``) and what else
+a family reports relative to the truth (``Family.truth``: ‖μ̂ − μ‖² and the log-determinant ratio of a
+Gaussian, as Kazdan et al. 2024 report them); the model's
 own statistics (``Family.describe``: its variance); and what it wrote, where the world has something to say
 about samples (``World.sample_metrics``: validity, unigram entropy, distinct-2, Levenshtein diversity of
 Briesch et al. 2023, unique fraction, concept coverage). Between developers: the divergence of every pair
@@ -81,7 +83,7 @@ class Measurement:
             names += ["nll", *(f"nll_{c}" for c in self.communities),
                       *(f"nll_concept_{c}" for c in range(self.world.n_concepts))]
         if "distance" in groups:
-            names.append("distance")
+            names += ["distance", *getattr(self.family, "truth_names", ())]
         if "model" in groups:
             names += list(self.family.describe_names)
         if "samples" in groups:
@@ -97,6 +99,8 @@ class Measurement:
             nll = out["nll"]
         if "distance" in groups:
             out["distance"] = self.family.distance(state, self.world)
+            if getattr(self.family, "truth_names", ()):
+                out |= self.family.truth(state, self.world)
         if "model" in groups:
             out |= self.family.describe(state)
         if "samples" in groups:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ecosystem.checks import learning_warning
 from ecosystem.model import EcosystemModel
 from ecosystem.results import is_run, write_run
-from ecosystem.scenario import Scenario, to_yaml
+from ecosystem.scenario import Scenario, ScenarioError, to_yaml
 
 Summary = Callable[[Path], None]
 """Draws into a finished run folder (the command line passes :func:`analysis.summary.write_summary`)."""
@@ -58,13 +58,18 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = Tr
 
 
 def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel, dict[str, object]]:
-    """Build the model and run every generation; returns it with setup and per-step timings.
+    """Build the model and run every generation, or until the scenario's ``stop`` condition holds on a
+    measured generation; returns it with setup and per-step timings.
 
     If the first generation's models have not learned (:func:`ecosystem.checks.learning_warning`), the
     warning is printed at once (with ``progress``) so a long run can be stopped early.
     """
     start = time.perf_counter()
     model = EcosystemModel(scenario)
+    stop = scenario.stop
+    if stop is not None and stop.metric not in model.agent_names():
+        raise ScenarioError(f"stop.metric: must be a per-developer metric of this run "
+                            f"({', '.join(model.agent_names())}), got {stop.metric!r}")
     setup = time.perf_counter() - start
     per_step = []
     warned = False
@@ -77,6 +82,8 @@ def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel
         if progress and not warned and (warning := learning_warning(model.model_frame())):
             tqdm.write(f"warning: {warning}", file=sys.stderr)
             warned = True
+        if stop is not None and stop.holds(model.history[-1][stop.metric]):
+            break
     return model, {"setup_s": setup, "per_step_s": per_step, "total_s": time.perf_counter() - start}
 
 
@@ -93,6 +100,8 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: Summary
         "name": scenario.name,
         "seed": scenario.seed,
         "steps": scenario.steps,
+        "steps_run": len(model.history),  # fewer than steps when the stop condition ended the run
+        "stopped_at": _stopped_at(scenario, model),
         "developers": scenario.developers.count,
         "groups": scenario.developers.groups or [scenario.developers.count],
         "communities": model.communities,
@@ -108,6 +117,14 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: Summary
               divergence=model.divergences(), graph=model.graph, meta=meta)
     if summary is not None:
         summary(folder)
+
+
+def _stopped_at(scenario: Scenario, model: EcosystemModel) -> int | None:
+    """The generation at which the scenario's stop condition held and ended the run, else None."""
+    stop = scenario.stop
+    if stop is None or not model.history or not stop.holds(model.history[-1][stop.metric]):
+        return None
+    return len(model.history)
 
 
 def _versions() -> dict[str, str]:

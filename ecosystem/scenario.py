@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -428,6 +429,32 @@ class MetricsSpec(Strict):
             self.pairwise]
 
 
+class StopSpec(Strict):
+    """End a run before ``steps`` once a measured generation meets a condition, as the discrete-distribution
+    collapse experiments stop when the entropy reaches ε: the per-developer metric ``metric`` (a column of
+    ``agents.parquet``, e.g. ``entropy`` or ``variance``) is ``below`` or ``above`` a threshold for every
+    developer (``all``) or on average over them. Only measured generations are tested."""
+
+    metric: str
+    below: float | None = None
+    above: float | None = None
+    all: bool = True  # every developer (else their mean)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> StopSpec:
+        if (self.below is None) == (self.above is None):
+            raise ValueError("give exactly one of below or above")
+        return self
+
+    def holds(self, values: np.ndarray) -> bool:
+        """Whether the condition holds for one generation's per-developer ``values (N,)`` (NaN never does)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.all:
+            values = values.mean(keepdims=True)
+        met = values < self.below if self.below is not None else values > self.above
+        return bool(met.all())
+
+
 # ── sweeps ────────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -462,6 +489,7 @@ class Scenario(Strict):
     network: NetworkSpec = Field(default_factory=CompleteNet)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: SweepSpec | None = None
+    stop: StopSpec | None = None  # end early when a condition holds (default: run every step)
 
     _world_kind = field_validator("world", mode="before")(_default_kind("gaussian"))
     _network_kind = field_validator("network", mode="before")(_default_kind("complete"))

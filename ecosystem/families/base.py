@@ -66,6 +66,14 @@ class Family(Protocol):
     def distance(self, state: Any, world: World) -> torch.Tensor:
         """Each developer's distance to the truth ``(N,)`` (NaN where the family has none)."""
 
+    # Optional: families with more to say about the truth than one `distance` set ``truth_names`` (the
+    # measurement reads it with a default of none) and `truth`.
+    truth_names: tuple[str, ...]  # the per-developer metrics `truth` returns
+
+    def truth(self, state: Any, world: World) -> dict[str, torch.Tensor]:
+        """Per-developer metrics relative to the truth beyond `distance` ``{name: (N,)}`` (e.g. the error of
+        the fitted mean); measured with the ``distance`` group."""
+
     def divergence(self, state: Any, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Divergence between the models of developers ``i[p]`` and ``j[p]`` for each pair ``(P,)``, symmetric.
 

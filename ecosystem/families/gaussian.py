@@ -111,6 +111,16 @@ class GaussianFamily:
         trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)
         return w2_squared(state.mean, sqrtm_psd(state.cov), trace, mean, cov, torch.trace(cov))
 
+    truth_names = ("mean_error", "logdet_ratio")
+
+    def truth(self, state: GaussianState, world: GaussianWorld) -> dict[str, torch.Tensor]:
+        """Against the human mixture's moment-matched Gaussian N(μ, Σ): the squared error of the fitted mean
+        ‖μ̂ − μ‖² and the log-determinant ratio log det Σ̂ − log det Σ ``(N,)`` (−∞ for a collapsed model),
+        the quantities Kazdan et al. (2024, "Collapse or Thrive?") track for d > 1."""
+        mean, cov = world.moments()
+        error = ((state.mean - mean) ** 2).sum(-1)
+        return {"mean_error": error, "logdet_ratio": torch.linalg.slogdet(state.cov)[1] - torch.linalg.slogdet(cov)[1]}
+
     def divergence(self, state: GaussianState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Squared 2-Wasserstein distance between developers ``i`` and ``j`` of each pair ``(P,)``: in closed
         form for D ≤ 2, one batched symmetric eigendecomposition per pair above."""
