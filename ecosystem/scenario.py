@@ -121,6 +121,20 @@ class GaussianFamilySpec(Strict):
     estimator: Literal["mle", "unbiased"] = "mle"
 
 
+class GmmFamilySpec(Strict):
+    """A mixture of ``components`` Gaussians per developer, fitted by EM from a seeded k-means++ start
+    (Shumailov et al., Nature 2024, Fig. 2's GMM experiment)."""
+
+    kind: Literal["gmm"] = "gmm"
+    components: Count = 4
+    covariance: Literal["full", "diag"] = "full"
+    iterations: Count = 100  # EM iterations at most
+    tolerance: Annotated[float, Field(ge=0.0)] = 1e-6  # stop when no developer's mean log-likelihood moves more
+    reg: Annotated[float, Field(gt=0.0)] = 1e-6  # added to every covariance's diagonal (sklearn's reg_covar)
+    coverage_distance: Annotated[float, Field(gt=0.0)] = 1.0  # a concept is covered by a component this close
+    coverage_weight: Share = 0.01  # ... whose weight is at least this
+
+
 class LinearFamilySpec(Strict):
     """Conditional Gaussian regression y | x ~ N(xᵀθ, σ²), fitted by weighted least squares."""
 
@@ -150,11 +164,12 @@ class TransformerFamilySpec(Strict):
 
 
 FamilySpec = Annotated[
-    Union[GaussianFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec],  # noqa: UP007
+    Union[GaussianFamilySpec, GmmFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 FAMILY_WORLDS = {
     "gaussian": ("gaussian",),
+    "gmm": ("gaussian",),
     "linear": ("linear",),
     "ngram": TOKEN_WORLDS,
     "transformer": TOKEN_WORLDS,

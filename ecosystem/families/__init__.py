@@ -16,6 +16,10 @@ def build_family(scenario: Scenario, world: World, device: torch.device) -> Fami
             from ecosystem.families.gaussian import GaussianFamily
 
             return GaussianFamily(spec, world.item_shape[0], device)
+        case "gmm":
+            from ecosystem.families.gmm import GmmFamily
+
+            return GmmFamily(spec, world.item_shape[0], world.n_concepts, device)
         case "linear":
             from ecosystem.families.linear import LinearFamily
 
