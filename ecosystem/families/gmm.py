@@ -151,7 +151,7 @@ def em(state: GmmState, items: torch.Tensor, weights: torch.Tensor, iterations: 
         empty = mass < EMPTY
         means = torch.bmm(resp, items) / mass.clamp_min(EMPTY)[..., None]  # (N, K, D)
         centred = items[:, None] - means[:, :, None]  # (N, K, B, D)
-        covs = torch.einsum("nkb,nkbi,nkbj->nkij", resp, centred, centred) / mass.clamp_min(EMPTY)[..., None, None]
+        covs = (centred * resp[..., None]).transpose(-1, -2) @ centred / mass.clamp_min(EMPTY)[..., None, None]
         if diagonal:
             covs = torch.diag_embed(torch.diagonal(covs, dim1=-2, dim2=-1))
         covs = covs + reg * eye
