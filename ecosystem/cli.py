@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ecosystem.network import NetworkError, build_network
+from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
 
@@ -119,7 +120,7 @@ def analyze(
         raise fail(f"{folder}: no such folder")
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
 
