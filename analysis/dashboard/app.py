@@ -3,7 +3,7 @@
 Served by :mod:`analysis.dashboard.serve`, which names the source in the environment (:data:`KIND`,
 :data:`PATH`) before Solara imports this module. Every number and figure comes from
 :mod:`analysis.dashboard.views`; this module only lays them out and wires the controls. Elements the browser
-tests look for carry ``viz-…`` classes or ``data-testid`` attributes.
+tests look for carry ``viz-…`` classes (the network's SVG: ``data-testid`` attributes).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from analysis.dashboard.views import (
 from ecosystem.scenario import ScenarioError
 
 PLAY_SECONDS = 0.8  # between generations while playing a finished run
+LATEST = 10**9  # a generation past any run's end: the slider shows the latest one
 
 
 @lru_cache(maxsize=16)
@@ -47,13 +48,13 @@ def Network(picture: dict, selected: int = -1, event_select=None):
     """The reading network as an SVG: one circle per developer (``data-testid=node``), click to select."""
 
 
-def Table(header: list[str], rows: list[list[object]], testid: str) -> solara.Element:
+def Table(header: list[str], rows: list[list[object]], name: str) -> solara.Element:
     """A plain HTML table (escaped)."""
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return solara.HTML(tag="table", unsafe_innerHTML=f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>",
-                       attributes={"data-testid": testid}, style="font-size: 13px; border-collapse: collapse")
+                       classes=[f"viz-{name}"], style="font-size: 13px; border-collapse: collapse; width: auto")
 
 
 def Figure(figure, classes: list[str]) -> solara.Element:
@@ -86,10 +87,10 @@ def DeveloperPanel(data: RunData, developer: int, metric: str, generation: int):
 
 
 @solara.component
-def RunView(data: RunData, generation: solara.Reactive[int], follow: bool = False):
+def RunView(data: RunData, generation: solara.Reactive[int], live: bool = False, stepping: bool = False):
     """A run at a chosen generation: the network coloured by a metric, the chosen developer, the divergence
-    heat map ordered by community and the ecosystem metrics over time. ``follow``: a live run, whose slider
-    the live controls move."""
+    heat map ordered by community and the ecosystem metrics over time. ``live``: a model stepped by the live
+    controls (which play it; the slider is held while ``stepping``)."""
     metrics = data.metrics()
     metric = solara.use_reactive(metrics[0] if metrics else "")
     selected = solara.use_reactive(-1)
@@ -113,8 +114,8 @@ def RunView(data: RunData, generation: solara.Reactive[int], follow: bool = Fals
         with solara.Div(classes=["viz-metric"], style="min-width: 260px"):
             solara.Select("colour by", values=metrics, value=chosen, on_value=metric.set)
         with solara.Div(classes=["viz-generation"], style="min-width: 320px; flex-grow: 1"):
-            solara.SliderInt("generation", value=g, min=1, max=last, on_value=generation.set, disabled=follow)
-        if not follow:
+            solara.SliderInt("generation", value=g, min=1, max=last, on_value=generation.set, disabled=stepping)
+        if not live:
             solara.Button("pause" if playing.value else "play", on_click=lambda: playing.set(not playing.value),
                           classes=["viz-play"], disabled=last <= 1)
     RunBody(data, chosen, g, selected)
@@ -139,7 +140,7 @@ def RunBody(data: RunData, metric: str, g: int, selected: solara.Reactive[int]):
 
 @solara.component
 def RunPage(path: str):
-    generation = solara.use_reactive(10**9)  # starts at the last generation (clamped)
+    generation = solara.use_reactive(LATEST)
     RunView(load_run(path), generation)
 
 
@@ -153,7 +154,7 @@ def SweepPage(path: str):
     replication = solara.use_reactive(0)
     outcomes = sweep.outcomes()
     outcome = solara.use_reactive(outcomes[0] if outcomes else "")
-    generation = solara.use_reactive(10**9)
+    generation = solara.use_reactive(LATEST)
     solara.Text(f"{len(points)} design points × replications; axes: {', '.join(sweep.axes) or 'none'}")
     Table(["point", "condition", "runs done"],
           [[p, c, f"{d}/{r}"] for p, c, d, r in points[["point", "condition", "done", "runs"]].itertuples(index=False)],
@@ -190,7 +191,7 @@ def LivePage(path: str):
     """A scenario stepped live: step, play, pause, reset with other parameters."""
     session = solara.use_memo(lambda: LiveSession.open(path), [])
     data = solara.use_reactive(session.snapshot)
-    generation = solara.use_reactive(0)
+    generation = solara.use_reactive(LATEST)
     playing = solara.use_reactive(False)
     error = solara.use_reactive("")
     seed = solara.use_reactive(session.seed)
@@ -200,7 +201,7 @@ def LivePage(path: str):
 
     def advance() -> None:
         data.value = session.step()
-        generation.value = data.value.generations
+        generation.value = LATEST
 
     def run(cancel: threading.Event) -> None:
         while playing.value and not cancel.is_set():
@@ -220,7 +221,7 @@ def LivePage(path: str):
             error.value = str(err)
             return
         error.value = ""
-        data.value, generation.value = session.snapshot, 0
+        data.value, generation.value = session.snapshot, LATEST
 
     with solara.Row(style="align-items: center; flex-wrap: wrap"):
         solara.Button("step", on_click=advance, disabled=playing.value or session.finished, classes=["viz-step"])
@@ -237,7 +238,7 @@ def LivePage(path: str):
         solara.Text(f"generation {data.value.generations} of {session.steps}", classes=["viz-live-generation"])
     if error.value:
         solara.Error(error.value)
-    RunView(data.value, generation, follow=playing.value)
+    RunView(data.value, generation, live=True, stepping=playing.value)
 
 
 @solara.component
@@ -247,7 +248,7 @@ def Page():
     solara.Title(f"ecosim · {Path(path).name}")
     with solara.Column(style="padding: 12px"):
         solara.HTML(tag="h2", unsafe_innerHTML=html.escape(f"ecosim · {title} · {path}"),
-                    attributes={"data-testid": "title"})
+                    classes=["viz-title"])
         if kind == "run":
             RunPage(path)
         elif kind == "sweep":

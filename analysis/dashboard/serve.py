@@ -55,6 +55,8 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        if os.name == "posix":  # a port a closed server left in TIME_WAIT may be taken again; a live one may not
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as err:
         reason = "in use" if err.errno in (98, 48, 10048) else err.strerror or str(err)

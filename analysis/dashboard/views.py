@@ -32,6 +32,7 @@ ID_COLUMNS = ("step", "developer", "group")
 # Colour metrics offered first when the run has them; any other per-developer column follows.
 PREFERRED = ("nll", DISTINCTIVENESS, "train_synthetic_share", "train_lineage_depth")
 COLORMAP = "viridis"
+GLUE, GLUE_UP_TO = 0.05, 300  # weight of the layout's all-pairs springs, and the size above which none are added
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,12 @@ class RunData:
         """Node positions ``(N, 2)`` in [0, 1]², a spring layout with a fixed seed (the same picture each time)."""
         if self.n == 0:
             return np.zeros((0, 2))
-        layout = nx.spring_layout(self.graph.to_undirected(), seed=0)
+        graph = nx.Graph(self.graph.to_undirected())
+        nx.set_edge_attributes(graph, 1.0, "weight")
+        if self.n <= GLUE_UP_TO:  # weak springs between all pairs keep disconnected communities in view
+            graph.add_weighted_edges_from((u, v, GLUE) for u in range(self.n) for v in range(u + 1, self.n)
+                                          if not graph.has_edge(u, v))
+        layout = nx.spring_layout(graph, weight="weight", seed=0)
         xy = np.array([layout[u] for u in range(self.n)])
         span = np.ptp(xy, axis=0)
         return (xy - xy.min(axis=0)) / np.where(span > 0, span, 1.0)
