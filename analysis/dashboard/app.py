@@ -165,7 +165,7 @@ def SweepPage(path: str):
         with solara.Card("conditions compared (final values; 95% t-intervals over replications)"):
             with solara.Div(classes=["viz-outcome"], style="max-width: 300px"):
                 solara.Select("outcome", values=outcomes, value=outcome)
-            Figure(figure, ["viz-conditions"])
+            Figure(figure, ["viz-conditions-figure"])
             Table(["point", "condition", "mean", "95% CI", "n"],
                   [[r.point, r.condition, _fmt(r.mean), f"{_fmt(r.ci_low)} – {_fmt(r.ci_high)}", r.n]
                    for r in table.itertuples()], "conditions")
