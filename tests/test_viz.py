@@ -39,8 +39,7 @@ def grouped(**overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    return run_scenario(validate_scenario(grouped()), tmp_path_factory.mktemp("viz") / "run", progress=False,
-                        summary=False)
+    return run_scenario(validate_scenario(grouped()), tmp_path_factory.mktemp("viz") / "run", progress=False)
 
 
 @pytest.fixture(scope="module")

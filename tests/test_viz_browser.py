@@ -84,7 +84,7 @@ def browser():
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("viz-browser")
-    run = run_scenario(validate_scenario(grouped(steps=5)), base / "run", progress=False, summary=False)
+    run = run_scenario(validate_scenario(grouped(steps=5)), base / "run", progress=False)
     design = {**tiny(steps=3), "name": "viz-browser",
               "sweep": {"grid": {"network": [{"kind": "ring", "k": 2}, {"kind": "complete"}]}, "replications": 2}}
     (base / "sweep.yaml").write_text(yaml.safe_dump(design))
@@ -214,4 +214,5 @@ def test_live_page(serve, folders):
     page.locator(".viz-live-generation", has_text="generation 3 of 3").wait_for(timeout=TIMEOUT_MS)
     page.locator(".viz-reset").click()
     page.locator(".viz-live-generation", has_text="generation 0 of 3").wait_for(timeout=TIMEOUT_MS)
-    assert page.locator("[data-testid=node]").count() == 0
+    page.get_by_text("no generation yet").wait_for(timeout=TIMEOUT_MS)  # a new model, nothing drawn yet
+    page.locator("[data-testid=node]").first.wait_for(state="detached", timeout=TIMEOUT_MS)
