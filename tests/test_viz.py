@@ -98,6 +98,16 @@ def test_developer_reading_and_heat_map_order(data):
     assert data.wrote(0, 4) == []  # a Gaussian world keeps no text
 
 
+def test_what_a_developer_wrote_and_unmeasured_metrics(data):
+    from dataclasses import replace
+
+    samples = pd.DataFrame({"step": [1, 1, 2, 2], "developer": [0, 1, 0, 0], "text": ["a b", "c", "d", "e f"]})
+    agents = data.agents.assign(validity=np.nan)  # a metric this world does not have
+    kept = replace(data, samples=samples, agents=agents)
+    assert kept.wrote(0, 2) == ["d", "e f"] and kept.wrote(1, 1) == ["c"] and kept.wrote(1, 2) == []
+    assert "validity" not in kept.metrics()
+
+
 def test_figures_draw(data):
     from analysis.dashboard.views import heatmap_figure, model_figure, trajectory_figure
 

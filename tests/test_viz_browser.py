@@ -208,8 +208,9 @@ def test_live_page(serve, folders):
     step = page.locator(".viz-step")
     step.wait_for(timeout=TIMEOUT_MS)
     step.click()
+    page.locator(".viz-live-generation", has_text="generation 1 of 3").wait_for(timeout=TIMEOUT_MS)
     page.wait_for_selector("[data-testid=node]", timeout=TIMEOUT_MS)
-    assert "generation 1 of 3" in page.locator(".viz-live-generation").inner_text()
+    assert page.locator("[data-testid=node]").count() == 6
     page.locator(".viz-play").click()
     page.locator(".viz-live-generation", has_text="generation 3 of 3").wait_for(timeout=TIMEOUT_MS)
     page.locator(".viz-reset").click()

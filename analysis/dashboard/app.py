@@ -199,21 +199,23 @@ def LivePage(path: str):
     labels = ["base scenario", *[f"{k}: {label}" for k, (label, _) in enumerate(session.points)]]
     point = solara.use_reactive(labels[0])
 
-    def advance() -> None:
-        data.value = session.step()
-        generation.value = LATEST
+    once = solara.use_reactive(False)  # one generation asked for by the step button
+    busy = playing.value or once.value
 
     def run(cancel: threading.Event) -> None:
-        while playing.value and not cancel.is_set():
+        """Generations run here, off the page's event loop: a transformer's generation can take a minute."""
+        while (playing.value or once.value) and not cancel.is_set():
             if session.finished:
-                playing.value = False
-                return
-            advance()
+                break
+            data.value = session.step()
+            generation.value = LATEST
+            once.value = False
+        playing.value = once.value = False
 
-    solara.use_thread(run, dependencies=[playing.value], intrusive_cancel=False)
+    solara.use_thread(run, dependencies=[playing.value, once.value], intrusive_cancel=False)
 
     def reset() -> None:
-        playing.value = False
+        playing.value = once.value = False
         chosen = None if point.value == labels[0] else int(point.value.split(":", 1)[0])
         try:
             session.reset(seed=int(seed.value), steps=int(steps.value), point=chosen)
@@ -224,7 +226,8 @@ def LivePage(path: str):
         data.value, generation.value = session.snapshot, LATEST
 
     with solara.Row(style="align-items: center; flex-wrap: wrap"):
-        solara.Button("step", on_click=advance, disabled=playing.value or session.finished, classes=["viz-step"])
+        solara.Button("step", on_click=lambda: once.set(True), disabled=busy or session.finished,
+                      classes=["viz-step"])
         solara.Button("pause" if playing.value else "play", on_click=lambda: playing.set(not playing.value),
                       disabled=session.finished and not playing.value, classes=["viz-play"])
         solara.Button("reset", on_click=reset, classes=["viz-reset"])
@@ -235,10 +238,11 @@ def LivePage(path: str):
         if len(labels) > 1:
             with solara.Div(classes=["viz-live-point"], style="min-width: 360px"):
                 solara.Select("design point", values=labels, value=point)
-        solara.Text(f"generation {data.value.generations} of {session.steps}", classes=["viz-live-generation"])
+        solara.Text(f"generation {data.value.generations} of {session.steps}" + (" · running…" if busy else ""),
+                    classes=["viz-live-generation"])
     if error.value:
         solara.Error(error.value)
-    RunView(data.value, generation, live=True, stepping=playing.value)
+    RunView(data.value, generation, live=True, stepping=busy)
 
 
 @solara.component

@@ -92,9 +92,10 @@ class RunData:
         return (xy - xy.min(axis=0)) / np.where(span > 0, span, 1.0)
 
     def metrics(self) -> list[str]:
-        """Per-developer metrics the network can be coloured by: the preferred ones first, then the rest."""
+        """Per-developer metrics the network can be coloured by (measured at least once): the preferred ones
+        first, then the rest."""
         columns = [c for c in self.agents.columns if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(
-            self.agents[c])]
+            self.agents[c]) and self.agents[c].notna().any()]  # a metric the world lacks is all NaN
         if self.divergence is not None:
             columns.append(DISTINCTIVENESS)
         return [m for m in PREFERRED if m in columns] + [m for m in columns if m not in PREFERRED]
