@@ -129,6 +129,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     return base / "out"
 
 
+@pytest.mark.slow  # subprocesses or whole runs: seconds each
 def test_sweep_points_and_conditions(sweep_dir):
     sweep = SweepData.from_folder(sweep_dir)
     assert "network.kind" in sweep.axes
@@ -151,6 +152,7 @@ def test_sweep_points_and_conditions(sweep_dir):
         assert row["ci_high"] - row["mean"] == pytest.approx(half)
 
 
+@pytest.mark.slow  # subprocesses or whole runs: seconds each
 def test_live_session_steps_like_the_model(tmp_path):
     path = tmp_path / "live.yaml"
     design = grouped(sweep={"grid": {"network": [{"kind": "complete"}, {"kind": "ring", "k": 2}]}})
@@ -180,6 +182,7 @@ def viz(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # subprocesses or whole runs: seconds each
 def test_errors_are_one_line(tmp_path, run_dir):
     cases = [
         (tmp_path / "missing", f"error: {tmp_path / 'missing'}: no such file or folder"),
@@ -196,6 +199,7 @@ def test_errors_are_one_line(tmp_path, run_dir):
         assert "Traceback" not in res.stderr and res.stdout == ""
 
 
+@pytest.mark.slow  # subprocesses or whole runs: seconds each
 def test_port_in_use_is_one_line(run_dir):
     pytest.importorskip("solara")
     taken = socket.socket()
@@ -211,6 +215,7 @@ def test_port_in_use_is_one_line(run_dir):
                          "leave --port out for a free one\n"
 
 
+@pytest.mark.slow  # subprocesses or whole runs: seconds each
 def test_core_imports_no_web_code():
     code = ("import sys, ecosystem.cli, ecosystem.model, analysis.report, analysis.dashboard.views, "
             "analysis.dashboard.serve; print(sorted(m for m in ('solara', 'uvicorn', 'starlette', 'playwright') "
