@@ -199,7 +199,9 @@ def test_sweep_page(serve, folders):
     page.locator(".v-menu__content .v-list-item", has_text="complete").click()
     page.wait_for_function("first => document.querySelector('.viz-run-id').innerText !== first", arg=first,
                            timeout=TIMEOUT_MS)
-    assert page.locator("[data-testid=edge]").count() == 12  # complete graph on 4 developers
+    # the network redraws after the run id: wait for the complete graph on 4 developers (the ring has 8 edges)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=edge]').length === 12",
+                           timeout=TIMEOUT_MS)
 
 
 def test_live_page(serve, folders):
