@@ -68,6 +68,8 @@ def timed_model(sc) -> tuple[EcosystemModel, dict[str, float]]:
     m._write_human = wrap("write", m._write_human)
     m.retention.update = wrap("scrape", m.retention.update)
     m.family.fit = wrap("fit", m.family.fit)
+    if hasattr(m.family, "fit_statistics"):  # closed-form families under accumulate fit running statistics
+        m.family.fit_statistics = wrap("fit", m.family.fit_statistics)
     m._sample = wrap("sample", m._sample)
     m._publish = wrap("publish", m._publish)
     m._measure = wrap("measure", m._measure)
