@@ -57,10 +57,11 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread within the block; a Ctrl-C that arrives meanwhile is delivered after it.
+    """Block SIGINT in this thread within the block, for the processes started inside it.
 
-    A process started inside inherits the blocked signal (the mask survives fork and exec), so a Ctrl-C
-    while a worker is still importing cannot print its traceback before :func:`die_with_parent` ignores it.
+    They inherit the blocked signal (the mask survives fork and exec), so a Ctrl-C while a worker is still
+    importing cannot print its traceback before :func:`die_with_parent` ignores it. This process still
+    gets its Ctrl-C: another thread takes the signal, or this one once the block ends.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield

@@ -21,6 +21,7 @@ import yaml
 
 from analysis.sweep_frame import connect, load_sweep, runs_frame
 from ecosystem.design import expand
+from ecosystem.processes import host
 from ecosystem.results import read_manifest
 from ecosystem.run import run_scenario
 from ecosystem.scenario import ScenarioError
@@ -193,7 +194,7 @@ def test_stale_temporaries_torn_lines_and_unlogged_runs_are_repaired(serial, des
     out = shutil.copytree(serial, tmp_path / "tiny")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = out / "runs" / f".tmp-0123456789ab-{dead.pid}"
+    stale = out / "runs" / f".0123456789ab.tmp-{host()}-{dead.pid}"
     stale.mkdir()
     (stale / "model.parquet").write_bytes(b"PAR1 half a file")
     lines = (out / "manifest.jsonl").read_text().splitlines()
