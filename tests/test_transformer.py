@@ -210,6 +210,7 @@ def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
     assert torch.allclose(batched.divergence(twins, probe, *some), d[some], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_on_a_markov_source_beats_the_uniform_model() -> None:
     spec = TransformerFamilySpec(d_model=16, layers=1, heads=2)
     fam = TransformerFamily(spec, VOCAB, SEQ_LEN, TrainSpec(steps=150, batch=16, lr=1e-2), CPU)
