@@ -39,7 +39,7 @@ from ecosystem.families.transformer import Trainer, TransformerFamily, Transform
 from ecosystem.scenario import TrainSpec, TransformerFamilySpec
 from tests.reference.gpt import GPTConfig, Loop
 
-VOCAB = 720  # with d_model 32 and one layer: 59k weights per developer (shared/design.md)
+VOCAB = 720  # with d_model 32 and one layer: 59k weights per developer
 
 
 @dataclass(frozen=True)

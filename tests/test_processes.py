@@ -115,7 +115,7 @@ def test_a_run_removes_the_temporaries_that_killed_runs_left_beside_it(tmp_path)
     stale, live = runs / f".tiny.tmp-{host()}-{dead_pid()}", runs / f".tiny.tmp-{host()}-{os.getppid()}"
     for path in (stale, live):
         path.mkdir(parents=True)
-    run_scenario(validate_scenario(tiny(steps=1)), runs / "tiny", progress=False, summary=False)
+    run_scenario(validate_scenario(tiny(steps=1)), runs / "tiny", progress=False)
     assert sorted(p.name for p in runs.iterdir()) == sorted(["tiny", live.name])
 
 

@@ -154,7 +154,7 @@ def test_theory_overlay_is_the_closed_form():
     }).model_dump(mode="json")
     replace = theory_curve(scenario, steps)
     np.testing.assert_allclose(replace["variance"], spread**2 * ((m - 1) / m) ** steps)
-    assert replace["variance"].iloc[9] == pytest.approx(spread**2 * 0.5987, abs=1e-4)  # science.md item 1
+    assert replace["variance"].iloc[9] == pytest.approx(spread**2 * 0.5987, abs=1e-4)  # Shumailov et al. 2024
 
     scenario["developers"]["data"]["retention"] = "accumulate"
     accumulate = theory_curve(scenario, steps)
