@@ -79,7 +79,8 @@ def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     assert len(agents) == 3 * 4 and set(agents["developer"]) == {0, 1, 2, 3}
     assert {"nll", "nll_a", "nll_b", "distance", "variance", "divergence", "train_synthetic_share",
             "pool_synthetic_share", "pool_lineage_depth"} <= set(model.columns)
-    meta = json.loads((a / "meta.json").read_text())
+    meta = json.loads((a / "meta.json").read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN
+    assert meta["reference"]["baseline_nll"] is None and meta["reference"]["reference_nll"] > 0
     assert meta["seed"] == 3 and meta["developers"] == 4 and len(meta["timings"]["per_step_s"]) == 3
     assert meta["threads"] == 1 and json.loads((b / "meta.json").read_text())["threads"] == 2
     assert (a / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
