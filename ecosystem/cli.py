@@ -1,4 +1,4 @@
-"""The ``ecosim`` command line: validate, run, sweep and analyze scenarios.
+"""The ``ecosim`` command line: validate, run, sweep, analyze and visualise scenarios.
 
 Bad input (a malformed file, an unknown field, an impossible value) is one line on stderr naming the field,
 exit status 2, no traceback, and nothing written.
@@ -13,6 +13,7 @@ import typer
 
 from ecosystem.network import NetworkError, build_network
 from ecosystem.processes import exit_code, terminate_as_interrupt
+from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
 
@@ -125,9 +126,31 @@ def analyze(
         raise fail(f"{folder}: no such folder")
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
+
+
+@app.command()
+def viz(
+    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
+                                         show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
+) -> None:
+    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
+    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
+
+    try:
+        kind = kind_of(path)
+        if kind == "scenario":
+            check(path)
+        require_viz()
+        sock = bind(host, port)
+    except DashboardError as err:
+        raise fail(str(err)) from None
+    serve(path, kind, sock, open_browser=not no_open)
 
 
 def _free_folder(base: Path) -> Path:

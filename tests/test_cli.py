@@ -121,3 +121,15 @@ def test_sweep_and_analyze_errors_are_one_line(tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert not (tmp_path / "sw").exists()
+
+
+def test_analyze_of_a_damaged_run_is_one_line(tmp_path):
+    path = write(tmp_path, tiny(steps=2))
+    assert ecosim("run", str(path), "--out", str(tmp_path / "run"), "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "run" / "agents.parquet").write_bytes(b"PAR")
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "agents.parquet: unreadable" in res.stderr
+    (tmp_path / "run" / "model.parquet").unlink()
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().endswith("model.parquet: missing")
+    assert not (tmp_path / "run" / "report").exists()
