@@ -90,7 +90,8 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df,
-              divergence=model.divergences(), graph=model.graph, meta=meta)
+              divergence=model.divergences(), graph=model.graph, meta=meta, samples=model.samples_frame(),
+              files=model.world.artifacts())
     if summary:
         from analysis.summary import summary_figure
 
