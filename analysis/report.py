@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
-from analysis.sweep_frame import load_sweep, runs_frame
+from analysis.sweep_frame import load_sweep, runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,
@@ -272,15 +274,19 @@ def _run_report(path: Path, out: Path) -> Report:
     homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
     title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
 
-    metrics = [m for m in OUTCOMES if m in run.model.columns]
+    metrics = _measured(run.model, OUTCOMES)
     theory = theory_curve(run.scenario, run.model["step"].to_numpy())
     fig, axes = figures.panels(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
-        if metric in run.agents.columns:
-            figures.over_time(run.agents, metric, units="developer", color="0.7", title=title, ax=ax)
-        figures.over_time(run.model, metric, color="C0", title=title, ax=ax)
+        what = f"{figures.label(metric)} ({run.name})"
+        if metric in run.agents.columns and run.agents[metric].notna().any():
+            figures.over_time(run.agents.dropna(subset=[metric]), metric, units="developer", color="0.7",
+                              title=what, ax=ax)
+        figures.over_time(run.model.dropna(subset=[metric]), metric, color="C0", title=what, ax=ax)
         if theory is not None and metric in theory.columns:
             figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
+        if metric == "nll":
+            _reference_lines(ax, run.model)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -307,6 +313,7 @@ def _run_report(path: Path, out: Path) -> Report:
         f"{int(last['step'])}; it " + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved."),
         f"Effective number of distinct models: {_fmt(first['effective_models'])} → {_fmt(last['effective_models'])}.",
     ]
+    findings = [*_warnings([run]), *findings]
     if "nll" in run.model.columns:
         findings.append(f"Held-out NLL: {_fmt(run.model['nll'].iloc[0])} → {_fmt(run.model['nll'].iloc[-1])} "
                         f"nats/item; spread across developers at the end {_fmt(last.get('nll_std'))} (s.d.).")
@@ -321,7 +328,8 @@ def _run_report(path: Path, out: Path) -> Report:
                         "for one chain in closed form.")
     findings.append(_centrality_finding(tables["centrality"], quality))
     findings.append("Network: " + ", ".join(f"{k} {_fmt(summary[k])}" for k in NETWORK_STATS) + ".")
-    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS] if c in summary.index]
+    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS]
+             if c in summary.index and pd.notna(summary[c])]  # no columns of n/a
     window = final_window(len(run.model))
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
@@ -331,13 +339,43 @@ def _run_report(path: Path, out: Path) -> Report:
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _swept_axes(frame: pd.DataFrame) -> list[str]:
-    """The design's axes: dotted parameter columns that vary, minus those that only restate another axis
-    (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
+def _measured(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The metrics of ``names`` that ``frame`` holds with at least one value (no empty panels)."""
+    return [m for m in names if m in frame.columns and frame[m].notna().any()]
+
+
+def _reference_lines(ax, model: pd.DataFrame) -> None:
+    """The world's exact floor (the truth's own held-out NLL) and a model that learned nothing, as lines."""
+    for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model")):
+        if column in model.columns and np.isfinite(value := float(model[column].iloc[0])):
+            ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.4g}")
+    ax.legend(fontsize=7)
+
+
+def _warnings(runs: list[Run]) -> list[str]:
+    """What the reader must hear before any result: models that did not learn, and diversity without validity."""
+    out = []
+    warned = [r for r in runs if r.meta.get("warnings")]
+    if warned:
+        out.append(f"WARNING ({len(warned)} of {len(runs)} runs): " + warned[0].meta["warnings"][0])
+    first = runs[0].model
+    if "validity" in first.columns and {"entropy", "levenshtein", "distinct_2"} & set(first.columns):
+        out.append("Note: diversity (entropy, distinct-2, Levenshtein) rises when models write noise; read it beside "
+                   "validity, which says how much of what they write is well-formed.")
+    return out
+
+
+def _is_network(axis: str) -> bool:
+    return axis == "network" or axis.startswith("network.")
+
+
+def _swept_axes(factors: pd.DataFrame) -> list[str]:
+    """The design's axes: its swept paths (:func:`analysis.sweep_frame.swept_factors`), minus those that only
+    restate another axis (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
     axes: list[str] = []
     combinations = 1
-    for column in (c for c in frame.columns if "." in c and frame[c].astype(str).nunique() > 1):
-        with_column = len(frame[[*axes, column]].astype(str).drop_duplicates())
+    for column in factors.columns:
+        with_column = len(factors[[*axes, column]].astype(object).drop_duplicates())
         if with_column > combinations:
             axes.append(column)
             combinations = with_column
@@ -346,18 +384,19 @@ def _swept_axes(frame: pd.DataFrame) -> list[str]:
 
 def _non_network_axes(axes: list[str]) -> list[str]:
     """The swept axes that are not about the network: held fixed when outcomes are fitted on network statistics."""
-    return [a for a in axes if not a.startswith("network.")]
+    return [a for a in axes if not _is_network(a)]
 
 
 def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run]]:
     """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
     swept axes, and the loaded runs. Failed runs have no results and are left out."""
     frame = load_sweep(path, table="model").drop_duplicates("run_id").set_index("run_id")
-    axes = sorted(_swept_axes(frame), key=lambda a: not a.startswith("network."))  # the network first
-    params = frame[[*axes, "replication"]].copy()
+    factors = swept_factors(path).loc[frame.index]
+    axes = sorted(_swept_axes(factors), key=lambda a: not _is_network(a))  # the network first
+    params = factors[axes].join(frame[["replication"]])
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
     params["condition"] = params.apply(
-        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes if pd.notna(row[a])), axis=1
+        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
     ) if axes else "all runs"
     return params, axes, {rid: load_run(path / "runs" / str(rid)) for rid in params.index}
 
@@ -413,10 +452,13 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
     quality = _quality(tables["nodes"].columns)
     pngs = []
-    metrics = [m for m in OUTCOMES if m in over_time.columns]
+    metrics = _measured(over_time, OUTCOMES)
     fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
     for ax, metric in zip(axs, metrics, strict=True):
-        figures.over_time(over_time, metric, hue="condition", title=title, ax=ax)
+        figures.over_time(over_time.dropna(subset=[metric]), metric, hue="condition",
+                          title=f"{figures.label(metric)} by condition ({title})", ax=ax)
+        if metric == "nll":
+            _reference_lines(ax, over_time)
         if metric in ("variance", "distance"):
             for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
                 theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
@@ -454,7 +496,7 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
     # One example run per network setting (the first replication): its graph and its final divergences.
-    network_axes = [a for a in axes if a.startswith("network.")]
+    network_axes = [a for a in axes if _is_network(a)]
     examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
     fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
@@ -540,9 +582,10 @@ def _sweep_report(path: Path, out: Path) -> Report:
     design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
     conds = tables["conditions"]
     conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
+    conds = conds[conds["metric"].isin(conds.dropna(subset=["mean"])["metric"])]  # no columns of n/a
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
-    return Report(title, "Sweep", divergence_note(first.scenario), _sweep_findings(tables), pngs, tables, design,
-                  headline)
+    findings = [*_warnings(list(runs.values())), *_sweep_findings(tables)]
+    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline)
 
 
 # ── the report ────────────────────────────────────────────────────────────────────────────────────────
@@ -588,8 +631,24 @@ def analyze(path: Path, out: Path | None = None) -> Path:
         build = _sweep_report
     else:
         raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
-    out.mkdir(parents=True, exist_ok=True)
-    report = build(path, out)
+    if out.exists() and any(out.iterdir()) and not (out / "report.html").is_file():
+        raise FileExistsError(f"--out: {out} is not empty and holds no report; choose another folder")
+    final, out = out, out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        html_path = _write_report(build(path, out), path, out)
+        if final.exists():
+            shutil.rmtree(final)
+        out.rename(final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # a failed analysis leaves no half-written report
+        raise
+    return final / html_path.name
+
+
+def _write_report(report: Report, path: Path, out: Path) -> Path:
+    """The report's tables and its self-contained HTML page, written into ``out``."""
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     html_path = out / "report.html"

@@ -1,4 +1,4 @@
-"""The ``ecosim`` command line: validate, run, sweep and analyze scenarios.
+"""The ``ecosim`` command line: validate, run, sweep, analyze and visualise scenarios.
 
 Bad input (a malformed file, an unknown field, an impossible value) is one line on stderr naming the field,
 exit status 2, no traceback, and nothing written.
@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ecosystem.network import NetworkError, build_network
+from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
 
@@ -49,11 +50,17 @@ def run(
     file: FileArg,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: runs/<name>]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", min=1,
+                                                help="torch threads [default: the cores not busy]")] = None,
 ) -> None:
     """Run one scenario and write its run folder (results, graph, metadata and a summary figure)."""
-    from ecosystem.run import run_scenario
+    import torch
+
+    from analysis.summary import write_summary
+    from ecosystem.run import default_threads, run_scenario
 
     scenario = check(file)
+    torch.set_num_threads(threads or default_threads())
     if scenario.sweep is not None:
         typer.echo(f"note: {file} has a sweep section; running its base scenario once "
                    f"(`ecosim sweep {file}` runs the design)", err=True)
@@ -61,7 +68,7 @@ def run(
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        folder = run_scenario(scenario, out, progress=not quiet)
+        folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
     typer.echo(f"wrote {folder}")
@@ -81,13 +88,14 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
+    from analysis.summary import write_summary
     from ecosystem.sweep import run_sweep
 
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
         result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=figures)
+                           progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
@@ -112,12 +120,13 @@ def analyze(
         raise fail(f"{folder}: no such folder")
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
 
 
 @app.command()
+<<<<<<< HEAD
 def samples(
     folder: Annotated[Path, typer.Argument(help="a run folder", show_default=False)],
     developer: Annotated[int | None, typer.Option("--developer", "-d", help="one developer [default: all]")] = None,
@@ -157,6 +166,27 @@ def samples(
             for line in range(max(map(len, wrapped))):
                 typer.echo("  " + " | ".join((w[line] if line < len(w) else "").ljust(width) for w in wrapped))
             typer.echo("")
+=======
+def viz(
+    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
+                                         show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
+) -> None:
+    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
+    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
+
+    try:
+        kind = kind_of(path)
+        if kind == "scenario":
+            check(path)
+        require_viz()
+        sock = bind(host, port)
+    except DashboardError as err:
+        raise fail(str(err)) from None
+    serve(path, kind, sock, open_browser=not no_open)
+>>>>>>> main
 
 
 def _free_folder(base: Path) -> Path:

@@ -59,10 +59,10 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
 
 def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     path = write(tmp_path, tiny())
-    first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", cwd=tmp_path)
+    first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", "--threads", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "wrote" in first.stdout
-    again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", cwd=tmp_path)
+    again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", "--threads", "2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     a, b = tmp_path / "a", tmp_path / "b"
     for name in ("scenario.yaml", "model.parquet", "agents.parquet", "divergence.npz", "network.edgelist",
@@ -76,8 +76,10 @@ def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     assert len(agents) == 3 * 4 and set(agents["developer"]) == {0, 1, 2, 3}
     assert {"nll", "nll_a", "nll_b", "distance", "variance", "divergence", "train_synthetic_share",
             "pool_synthetic_share", "pool_lineage_depth"} <= set(model.columns)
-    meta = json.loads((a / "meta.json").read_text())
+    meta = json.loads((a / "meta.json").read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN
+    assert meta["reference"]["baseline_nll"] is None and meta["reference"]["reference_nll"] > 0
     assert meta["seed"] == 3 and meta["developers"] == 4 and len(meta["timings"]["per_step_s"]) == 3
+    assert meta["threads"] == 1 and json.loads((b / "meta.json").read_text())["threads"] == 2
     assert (a / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The resolved scenario reloads to the same scenario.
     resolved = ecosim("validate", str(a / "scenario.yaml"), cwd=tmp_path)
@@ -114,3 +116,15 @@ def test_sweep_and_analyze_errors_are_one_line(tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert not (tmp_path / "sw").exists()
+
+
+def test_analyze_of_a_damaged_run_is_one_line(tmp_path):
+    path = write(tmp_path, tiny(steps=2))
+    assert ecosim("run", str(path), "--out", str(tmp_path / "run"), "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "run" / "agents.parquet").write_bytes(b"PAR")
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "agents.parquet: unreadable" in res.stderr
+    (tmp_path / "run" / "model.parquet").unlink()
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().endswith("model.parquet: missing")
+    assert not (tmp_path / "run" / "report").exists()
