@@ -126,7 +126,28 @@ def analyze(
 
 
 @app.command()
-<<<<<<< HEAD
+def viz(
+    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
+                                         show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
+) -> None:
+    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
+    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
+
+    try:
+        kind = kind_of(path)
+        if kind == "scenario":
+            check(path)
+        require_viz()
+        sock = bind(host, port)
+    except DashboardError as err:
+        raise fail(str(err)) from None
+    serve(path, kind, sock, open_browser=not no_open)
+
+
+@app.command()
 def samples(
     folder: Annotated[Path, typer.Argument(help="a run folder", show_default=False)],
     developer: Annotated[int | None, typer.Option("--developer", "-d", help="one developer [default: all]")] = None,
@@ -166,27 +187,6 @@ def samples(
             for line in range(max(map(len, wrapped))):
                 typer.echo("  " + " | ".join((w[line] if line < len(w) else "").ljust(width) for w in wrapped))
             typer.echo("")
-=======
-def viz(
-    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
-                                         show_default=False)],
-    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
-    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
-) -> None:
-    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
-    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
-
-    try:
-        kind = kind_of(path)
-        if kind == "scenario":
-            check(path)
-        require_viz()
-        sock = bind(host, port)
-    except DashboardError as err:
-        raise fail(str(err)) from None
-    serve(path, kind, sock, open_browser=not no_open)
->>>>>>> main
 
 
 def _free_folder(base: Path) -> Path:

@@ -160,7 +160,6 @@ class EcosystemModel(mesa.Model):
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
                                   top_p=publish.top_p, prompts=self.world.prompts(publish.samples, self.generator))
 
-<<<<<<< HEAD
     def _keep_samples(self, t: int, samples: torch.Tensor) -> None:
         """Keep the decoded text of each developer's first ``samples.keep`` published items (token worlds)."""
         keep = min(self.scenario.samples.keep, samples.shape[1])
@@ -168,15 +167,6 @@ class EcosystemModel(mesa.Model):
         if texts is not None:
             self.kept_samples.append((t, texts))
 
-    def _training_stats(self, idx: np.ndarray, weight: np.ndarray, size: np.ndarray) -> dict[str, np.ndarray]:
-        """Per developer ``(N,)``: synthetic share, lineage depth and size of the set it just trained on
-        (share and depth NaN for an empty set)."""
-        total = weight.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = ((self.pool.column("author_kind")[idx] == MODEL) * weight).sum(1) / total
-            depth = (self.pool.column("depth")[idx] * weight).sum(1) / total
-        return {"train_synthetic_share": share, "train_lineage_depth": depth, "train_size": size.astype(float)}
-=======
     def _training_sums(self, idx: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """``(3, N)``: per developer Σw, Σw·[synthetic] and Σw·depth over padded indices ``idx (N, B)``."""
         synthetic = self.pool.column("author_kind")[idx] == MODEL
@@ -189,7 +179,6 @@ class EcosystemModel(mesa.Model):
 
     def _combine(self, a: tuple[Any, np.ndarray], b: tuple[Any, np.ndarray]) -> tuple[Any, np.ndarray]:
         return self.family.combine(a[0], b[0]), a[1] + b[1]
->>>>>>> main
 
     def _publish(self, samples: torch.Tensor, t: int, train_depth: np.ndarray) -> Facts:
         """Add every model's samples to the pool, with what the world reads off them (once)."""
