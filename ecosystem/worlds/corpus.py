@@ -150,8 +150,25 @@ def python_sources(kind: str) -> list[Callable[[], str]]:
         functools.partial(_docstrings, p) for p in _stdlib_files()]
 
 
+def _pieces(doc: str, limit: int) -> list[str]:
+    """``doc`` cut at line ends into pieces of at most about ``limit`` characters (one piece if it is short)."""
+    if len(doc) <= limit:
+        return [doc]
+    out, start = [], 0
+    while start < len(doc):
+        end = start + limit
+        if end < len(doc):
+            cut = doc.rfind("\n", start + 1, end)
+            end = cut + 1 if cut > start else end
+        out.append(doc[start:end])
+        start = end
+    return out
+
+
 def documents(spec: CorpusSourceSpec, rng: np.random.Generator) -> list[str]:
-    """A corpus's documents in a seeded order, until ``max_bytes`` of UTF-8 text are taken."""
+    """A corpus's documents in a seeded order, until ``max_bytes`` of UTF-8 text are taken. A document longer
+    than a twentieth of ``max_bytes`` is cut at line ends into documents of that size, so that no single file
+    fills a part of the split."""
     if spec.python is not None:
         thunks = python_sources(spec.python)
     else:
@@ -160,10 +177,10 @@ def documents(spec: CorpusSourceSpec, rng: np.random.Generator) -> list[str]:
     for i in rng.permutation(len(thunks)):
         if size >= spec.max_bytes:
             break
-        doc = thunks[i]()
-        if doc.strip():
-            taken.append(doc)
-            size += len(doc.encode("utf-8"))
+        for doc in _pieces(thunks[i](), max(spec.max_bytes // 20, 1)):
+            if doc.strip():
+                taken.append(doc)
+                size += len(doc.encode("utf-8"))
     return taken
 
 
