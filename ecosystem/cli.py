@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ecosystem.network import NetworkError, build_network
+from ecosystem.processes import exit_code, terminate_as_interrupt
 from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
@@ -68,9 +69,13 @@ def run(
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
+        with terminate_as_interrupt():
+            folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the temporary folder is gone
+        typer.echo("interrupted: nothing was written", err=True)
+        raise typer.Exit(code=exit_code(err)) from None
     typer.echo(f"wrote {folder}")
 
 
@@ -94,13 +99,14 @@ def sweep(
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
-        result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=write_summary if figures else None)
+        with terminate_as_interrupt():
+            result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
+                               progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
         typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=exit_code(err)) from None
     except ImportError as err:
         raise fail(f"--backend: {backend} is not installed ({err}); pip install 'ecosim[{backend}]'") from None
     typer.echo(result.table())  # ends with the sweep folder
