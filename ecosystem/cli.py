@@ -1,4 +1,4 @@
-"""The ``ecosim`` command line: validate, run, sweep and analyze scenarios.
+"""The ``ecosim`` command line: validate, run, sweep, analyze and visualise scenarios.
 
 Bad input (a malformed file, an unknown field, an impossible value) is one line on stderr naming the field,
 exit status 2, no traceback, and nothing written.
@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from ecosystem.network import NetworkError, build_network
+from ecosystem.processes import exit_code, terminate_as_interrupt
+from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
 
@@ -67,9 +69,13 @@ def run(
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
+        with terminate_as_interrupt():
+            folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the temporary folder is gone
+        typer.echo("interrupted: nothing was written", err=True)
+        raise typer.Exit(code=exit_code(err)) from None
     typer.echo(f"wrote {folder}")
 
 
@@ -93,13 +99,14 @@ def sweep(
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
-        result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=write_summary if figures else None)
+        with terminate_as_interrupt():
+            result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
+                               progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
         typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=exit_code(err)) from None
     except ImportError as err:
         raise fail(f"--backend: {backend} is not installed ({err}); pip install 'ecosim[{backend}]'") from None
     typer.echo(result.table())  # ends with the sweep folder
@@ -119,9 +126,73 @@ def analyze(
         raise fail(f"{folder}: no such folder")
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
+
+
+@app.command()
+def viz(
+    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
+                                         show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
+) -> None:
+    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
+    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
+
+    try:
+        kind = kind_of(path)
+        if kind == "scenario":
+            check(path)
+        require_viz()
+        sock = bind(host, port)
+    except DashboardError as err:
+        raise fail(str(err)) from None
+    serve(path, kind, sock, open_browser=not no_open)
+
+
+@app.command()
+def samples(
+    folder: Annotated[Path, typer.Argument(help="a run folder", show_default=False)],
+    developer: Annotated[int | None, typer.Option("--developer", "-d", help="one developer [default: all]")] = None,
+    steps: Annotated[str | None, typer.Option("--steps", "-s", help="generations, e.g. 1,9 [default: first,last]")]
+    = None,
+    width: Annotated[int, typer.Option("--width", help="characters per column")] = 48,
+) -> None:
+    """Print what the models wrote at some generations, side by side, so drift is read, not inferred."""
+    import textwrap
+
+    from ecosystem.results import ResultsError, RunFolder
+
+    try:
+        table = RunFolder(folder).samples
+    except ResultsError as err:
+        raise fail(str(err)) from None
+    if table is None or table.empty:
+        raise fail(f"{folder}: the run kept no samples (a world whose items are not text, or samples.keep: 0)")
+    known = sorted(table["step"].unique().tolist())
+    try:
+        chosen = [int(x) for x in steps.split(",")] if steps else sorted({known[0], known[-1]})
+    except ValueError:
+        raise fail(f"--steps: must be generations separated by commas, e.g. 1,9, got {steps!r}") from None
+    if missing := [s for s in chosen if s not in known]:
+        raise fail(f"--steps: generation {missing[0]} was not kept; kept: {known[0]}–{known[-1]}")
+    developers = sorted(table["developer"].unique().tolist())
+    if developer is not None and developer not in developers:
+        raise fail(f"--developer: must be between 0 and {developers[-1]}, got {developer}")
+    for k in [developer] if developer is not None else developers:
+        typer.echo(f"developer {k}")
+        columns = [table[(table.developer == k) & (table.step == s)]["text"].tolist() for s in chosen]
+        typer.echo("  " + " | ".join(f"generation {s}".ljust(width) for s in chosen))
+        for row in zip(*columns, strict=True):
+            # newlines and tabs shown as symbols so each sample stays in its column
+            wrapped = [textwrap.wrap(t.replace("\n", "⏎").replace("\t", "⇥"), width, drop_whitespace=False) or [""]
+                       for t in row]
+            for line in range(max(map(len, wrapped))):
+                typer.echo("  " + " | ".join((w[line] if line < len(w) else "").ljust(width) for w in wrapped))
+            typer.echo("")
 
 
 def _free_folder(base: Path) -> Path:
