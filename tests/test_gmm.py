@@ -117,7 +117,7 @@ def coverage(data: dict, steps: int = 10) -> pd.DataFrame:
     return frame[frame.step == steps][[f"covered_{c}" for c in range(4)]]
 
 
-@pytest.mark.slow  # about 1 CPU-minute (2.5 minutes on a loaded 2-core machine)
+@pytest.mark.slow  # 7 s on an idle machine, 2.5 min on a loaded 2-core one
 def test_shumailov_gmm_loses_rare_concepts_first_and_fresh_human_data_slows_it():
     """Shumailov et al. (2024): refitting on its own samples loses the 4% concept before the 42% ones; a
     fifth of fresh human data each generation keeps more of it. Margins are 3 standard errors of the
