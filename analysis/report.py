@@ -27,19 +27,21 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
-from analysis.sweep_frame import load_sweep, runs_frame
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,
     vu_applicable,
     vu_expected_distance,
 )
-from ecosystem.results import RunFolder
+from ecosystem.checks import learning_warning
+from ecosystem.design import factors, level_label
+from ecosystem.results import ResultsError, RunFolder, read_manifest
 
 # Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
 # diversity measures, gaussian worlds have no entropy).
 OUTCOMES = ["divergence", "effective_models", "nll", "distance", "variance", "entropy", "distinct_2",
             "levenshtein", "unique_fraction", "validity", "coverage", "perplexity"]
+DIVERSITY = ["entropy", "distinct_2", "levenshtein", "unique_fraction"]
 # Per-developer outcomes compared with centrality and between developer communities.
 DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy", "distinct_2", "validity"]
 CENTRALITIES = ["in_degree", "out_degree", "pagerank", "betweenness"]
@@ -125,13 +127,57 @@ class Report:
     tables: dict[str, pd.DataFrame]  # written as <name>.csv
     design: str  # the scenario or the sweep design, as YAML text
     headline: pd.DataFrame  # the table shown in the report
+    warnings: list[str]  # what the reader must know before trusting the findings, in words
 
 
 def load_run(path: Path) -> Run:
     """Read a run folder written by :func:`ecosystem.run.run_scenario`."""
     folder = RunFolder(path)
+    if folder.divergence is None:
+        raise ResultsError(f"{folder.path}: measured no pairwise divergences (metrics.pairwise: none); "
+                           "the report needs them")
     return Run(folder.path, folder.meta, folder.scenario, folder.model, folder.agents,
                folder.divergence.matrices(), folder.graph)
+
+
+# Over-time panels: the outcomes, then what the developers actually trained on (a detector or verifier without
+# refill shrinks the training sets: train_size shows it).
+PLOTTED = [*OUTCOMES, "train_size", "train_synthetic_share"]
+# Reference lines on the NLL panel: the truth's own NLL on the held-out set and a uniform model's.
+REFERENCES = {"reference_nll": "truth (exact)", "baseline_nll": "uniform model"}
+
+
+def _drawable(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The columns of ``frame`` among ``columns`` with at least one finite value (a transformer's all-NaN
+    ``distance`` would be an empty panel)."""
+    return [c for c in columns if c in frame.columns and np.isfinite(frame[c].to_numpy(dtype=float)).any()]
+
+
+def _reference_lines(ax: plt.Axes, model: pd.DataFrame, metric: str) -> None:
+    """The world's exact reference values as horizontal lines on the ``nll`` panel."""
+    if metric != "nll":
+        return
+    for column, name in REFERENCES.items():
+        values = model[column].dropna() if column in model.columns else pd.Series(dtype=float)
+        if len(values):
+            figures.reference(ax, float(values.iloc[0]), f"{name} {values.iloc[0]:.3g}")
+
+
+def _warnings(runs: dict[str, Run], summary: pd.DataFrame) -> list[str]:
+    """Warnings in words: models that have not learned (``ecosystem.checks.learning_warning``), and diversity
+    that means little without validity."""
+    out = []
+    unlearned = {rid: w for rid, r in runs.items() if (w := learning_warning(r.model))}
+    if unlearned:
+        rid, text = next(iter(unlearned.items()))
+        where = "" if len(runs) == 1 else f"in {len(unlearned)} of {len(runs)} runs (e.g. {rid}): "
+        out.append(f"{where}{text}. Collapse and diversity measured on such models describe noise.")
+    diversity = [m for m in DIVERSITY if m in summary.columns and summary[m].notna().any()]
+    if diversity and "validity" in summary.columns and summary["validity"].notna().any():
+        low = float(summary["validity"].min())
+        out.append(f"Diversity ({', '.join(diversity)}) is shown beside validity: noise is diverse, so a rise "
+                   f"in diversity means little when validity falls (lowest final validity here {_fmt(low)}).")
+    return out
 
 
 # ── theory ────────────────────────────────────────────────────────────────────────────────────────────
@@ -272,15 +318,17 @@ def _run_report(path: Path, out: Path) -> Report:
     homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
     title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
 
-    metrics = [m for m in OUTCOMES if m in run.model.columns]
+    metrics = _drawable(run.model, PLOTTED)
     theory = theory_curve(run.scenario, run.model["step"].to_numpy())
     fig, axes = figures.panels(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
-        if metric in run.agents.columns:
-            figures.over_time(run.agents, metric, units="developer", color="0.7", title=title, ax=ax)
-        figures.over_time(run.model, metric, color="C0", title=title, ax=ax)
+        what = f"{figures.label(metric)}: {title}"
+        if metric in run.agents.columns and run.agents[metric].notna().any():
+            figures.over_time(run.agents, metric, units="developer", color="0.7", title=what, ax=ax)
+        figures.over_time(run.model, metric, color="C0", title=what, ax=ax)
         if theory is not None and metric in theory.columns:
             figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
+        _reference_lines(ax, run.model, metric)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -325,41 +373,49 @@ def _run_report(path: Path, out: Path) -> Report:
     window = final_window(len(run.model))
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
-                  (path / "scenario.yaml").read_text(), headline)
+                  (path / "scenario.yaml").read_text(), headline, _warnings({run.name: run}, tables["summary"]))
 
 
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _swept_axes(frame: pd.DataFrame) -> list[str]:
-    """The design's axes: dotted parameter columns that vary, minus those that only restate another axis
-    (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
-    axes: list[str] = []
-    combinations = 1
-    for column in (c for c in frame.columns if "." in c and frame[c].astype(str).nunique() > 1):
-        with_column = len(frame[[*axes, column]].astype(str).drop_duplicates())
-        if with_column > combinations:
-            axes.append(column)
-            combinations = with_column
-    return axes
-
-
 def _non_network_axes(axes: list[str]) -> list[str]:
     """The swept axes that are not about the network: held fixed when outcomes are fitted on network statistics."""
-    return [a for a in axes if not a.startswith("network.")]
+    return [a for a in axes if not _is_network(a)]
 
 
-def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run]]:
-    """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
-    swept axes, and the loaded runs. Failed runs have no results and are left out."""
-    frame = load_sweep(path, table="model").drop_duplicates("run_id").set_index("run_id")
-    axes = sorted(_swept_axes(frame), key=lambda a: not a.startswith("network."))  # the network first
-    params = frame[[*axes, "replication"]].copy()
+def _is_network(axis: str) -> bool:
+    return axis == "network" or axis.startswith("network.")
+
+
+def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run], list[str]]:
+    """Per-run parameters (index run_id: one column per factor holding its level label as an ordered
+    categorical in the sweep's order, ``replication`` and a readable ``condition``), the factors (from the
+    design's own record, :func:`ecosystem.design.factors`), the loaded finished runs, and one line per run
+    that is missing from the analysis (failed, pending, or whose files cannot be read)."""
+    manifest = read_manifest(path)
+    levels = factors(manifest["params"].tolist())
+    axes = sorted(levels, key=lambda a: not _is_network(a))  # the network first, then the design's order
+    params = pd.DataFrame({a: pd.Categorical([level_label(p.get(a)) for p in manifest["params"]],
+                                             categories=levels[a], ordered=True) for a in axes},
+                          index=pd.Index(manifest["run_id"], name="run_id"))
+    params["replication"] = manifest["replication"].to_numpy()
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
-    params["condition"] = params.apply(
-        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes if pd.notna(row[a])), axis=1
-    ) if axes else "all runs"
-    return params, axes, {rid: load_run(path / "runs" / str(rid)) for rid in params.index}
+    params["condition"] = (params[axes].astype(str).apply(
+        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1) if axes else "all runs")
+    order = list(dict.fromkeys(params["condition"]))
+    params["condition"] = pd.Categorical(params["condition"], categories=order, ordered=True)
+    runs, missing = {}, []
+    for rid, status, error in manifest[["run_id", "status", "error"]].itertuples(index=False):
+        if status != "done":
+            missing.append(f"{rid} ({params.loc[rid, 'condition']}, replication {params.loc[rid, 'replication']})"
+                           f": {status}{f' — {error}' if error else ''}")
+            continue
+        try:
+            runs[rid] = load_run(path / "runs" / str(rid))
+        except ResultsError as err:
+            missing.append(f"{rid}: {err}")
+    return params.loc[list(runs)], axes, runs, missing
 
 
 def _stack(per_run: dict[str, dict[str, pd.DataFrame]], name: str, params: pd.DataFrame) -> pd.DataFrame:
@@ -454,7 +510,7 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
     # One example run per network setting (the first replication): its graph and its final divergences.
-    network_axes = [a for a in axes if a.startswith("network.")]
+    network_axes = [a for a in axes if _is_network(a)]
     examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
     fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
@@ -524,25 +580,37 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
 
 def _sweep_report(path: Path, out: Path) -> Report:
     """Tables, figures, findings and the design description of a sweep."""
-    params, axes, runs = _sweep_runs(path)
+    params, axes, runs, missing = _sweep_runs(path)
     if not runs:
-        raise FileNotFoundError(f"{path}: the sweep has no finished runs to analyse")
+        raise ResultsError(f"{path}: no finished run to analyse ({len(missing)} failed, pending or unreadable"
+                           f"{'; first: ' + missing[0] if missing else ''})")
     first = next(iter(runs.values()))
     tables = _sweep_tables(params, axes, runs)
     title = f"{first.name}: sweep of {len(runs)} runs"
     pngs = _sweep_figures(tables, axes, params, runs, first.name, out)
-    status = runs_frame(path)["status"].value_counts().to_dict()
-    design = yaml.safe_dump({"swept": {a: params[a].drop_duplicates().tolist() for a in axes},
+    cells = params.groupby("condition", observed=False).size()
+    design = yaml.safe_dump({"factors": {a: list(params[a].cat.categories) for a in axes},
                              "replications": int(params["replication"].nunique()),
-                             "runs": {str(k): int(v) for k, v in status.items()}}, sort_keys=False)
+                             "runs analysed per condition": {str(k): int(v) for k, v in cells.items()},
+                             "runs missing": missing}, sort_keys=False, allow_unicode=True)
     if (path / "sweep.yaml").is_file():
         design += "\n# the sweep file as given\n" + (path / "sweep.yaml").read_text()
     design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
     conds = tables["conditions"]
     conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
-    return Report(title, "Sweep", divergence_note(first.scenario), _sweep_findings(tables), pngs, tables, design,
-                  headline)
+    findings = _sweep_findings(tables)
+    warnings = _warnings(runs, tables["runs"])
+    if missing:
+        warnings.append(f"{len(missing)} run(s) of the design are not in this analysis (failed, pending or "
+                        f"unreadable): " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "") + ".")
+    small = cells[cells < 3]
+    if len(small):
+        warnings.append(f"{len(small)} condition(s) have fewer than 3 finished replications ("
+                        + ", ".join(f"{c}: n={n}" for c, n in small.items()) + "): their intervals are wide or "
+                        "missing; add replications.")
+    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline,
+                  warnings)
 
 
 # ── the report ────────────────────────────────────────────────────────────────────────────────────────
@@ -559,6 +627,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 <p>{{ kind }} at <code>{{ path }}</code>, analysed {{ created }} by ecosim. {{ note }} Lower mean pairwise
 divergence (<code>divergence</code>) means more homogeneous models. "Final" values are means over the last
 quarter of the generations; intervals are 95% (t over replications for means and slopes, Fisher z for correlations).</p>
+{% if warnings %}<h2>Warnings</h2>
+<ul>{% for w in warnings %}<li><b>{{ w }}</b></li>{% endfor %}</ul>{% endif %}
 <h2>Main findings</h2>
 <ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul>
 <h2>Figures</h2>
@@ -596,7 +666,7 @@ def analyze(path: Path, out: Path | None = None) -> Path:
     html_path.write_text(TEMPLATE.render(
         title=report.title, kind=report.kind, note=report.note, path=str(path),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        findings=report.findings, tables=list(report.tables), design=report.design,
+        findings=report.findings, warnings=report.warnings, tables=list(report.tables), design=report.design,
         headline=report.headline.to_html(float_format=lambda x: f"{x:.4g}", border=0),
         figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),
                   "data": base64.b64encode(p.read_bytes()).decode()} for p in report.figures],

@@ -259,3 +259,47 @@ def _validate_sweep_file(data: dict[str, Any], path: Path) -> SweepFile:
             raise ScenarioError(f"{path}: {head}: required field is missing") from None
         text = e["msg"].replace("Input should be", "must be")
         raise ScenarioError(f"{path}: {head}: {text}, got {e.get('input')!r}") from None
+
+
+# ── the design's record of what varies ────────────────────────────────────────────────────────────────
+
+
+def level_label(value: Any) -> str:
+    """A readable label of one swept value, whatever its kind: ``none``, ``0.2``, ``ring``,
+    ``{tpr: 0.8, fpr: 0.05}`` for a mapping, ``[6, 6]`` for a list."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {level_label(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(level_label(v) for v in value) + "]"
+    return str(value)
+
+
+def factors(params: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The design's factors, from the runs' own ``params`` (dotted path → value as the design set it): each
+    path whose values differ between runs, with its level labels in the order the sweep first sets them.
+
+    Every kind of value counts (null, numbers, strings, mappings, lists): a detector swept as
+    ``[null, {tpr: 0.8, fpr: 0.05}]`` is a factor with levels ``none`` and ``{tpr: 0.8, fpr: 0.05}``. A path set
+    in lock-step with an earlier one (a ``zip`` partner) adds no combination and is left out: it restates
+    that factor.
+    """
+    labels = [{k: level_label(v) for k, v in p.items()} for p in params]
+    paths = list(dict.fromkeys(k for p in labels for k in p))
+    chosen: dict[str, list[str]] = {}
+    combinations = 1
+    for path in paths:
+        column = [p.get(path, "none") for p in labels]
+        if len(set(column)) < 2:
+            continue
+        with_path = len({tuple([*(p.get(a, "none") for a in chosen), c]) for p, c in zip(labels, column,
+                                                                                            strict=True)})
+        if with_path > combinations:
+            chosen[path] = list(dict.fromkeys(column))
+            combinations = with_path
+    return chosen
