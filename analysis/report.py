@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -469,10 +470,12 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
     quality = _quality(tables["nodes"].columns)
     pngs = []
-    metrics = [m for m in OUTCOMES if m in over_time.columns]
+    metrics = _drawable(over_time, PLOTTED)
     fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
     for ax, metric in zip(axs, metrics, strict=True):
-        figures.over_time(over_time, metric, hue="condition", title=title, ax=ax)
+        figures.over_time(over_time, metric, hue="condition", title=f"{figures.label(metric)}, per condition",
+                          ax=ax)
+        _reference_lines(ax, over_time, metric)
         if metric in ("variance", "distance"):
             for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
                 theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
@@ -488,8 +491,9 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         figures.intervals(conds[conds["metric"] == metric], x, hue=hue, title=title, ax=ax)
     pngs.append(figures.save(fig, out / "conditions.png"))
 
-    if "contrasts" in tables:
-        contrasts = tables["contrasts"][tables["contrasts"]["metric"] == "divergence"]
+    contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
+    contrasts = contrasts[contrasts["metric"] == "divergence"]
+    if len(contrasts):
         ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, title=title)
         ax.axhline(0.0, color="0.5", lw=0.8)
         ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {contrasts['reference'].iloc[0]}")
@@ -547,8 +551,9 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     # the one reported here; network_effects.csv holds every statistic.
     contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
     contrasts = contrasts[contrasts["metric"] == "divergence"].dropna(subset=["mean"])
-    fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")])
-    for key, part in contrasts.groupby(fixed, sort=False) if fixed else [((), contrasts)]:
+    fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")]) if len(contrasts) else []
+    groups = contrasts.groupby(fixed, sort=False, observed=True) if fixed else [((), contrasts)]
+    for key, part in groups if len(contrasts) else []:
         key = key if isinstance(key, tuple) else (key,)
         where = ", ".join(f"{c.rsplit('.', 1)[-1]}={v}" for c, v in zip(fixed, key, strict=True))
         factor, reference = part["factor"].iloc[0], part["reference"].iloc[0]
@@ -658,8 +663,14 @@ def analyze(path: Path, out: Path | None = None) -> Path:
         build = _sweep_report
     else:
         raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    report = build(path, out)
+    try:
+        report = build(path, out)
+    except BaseException:
+        if created:  # a failed analysis leaves no half-written report folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     html_path = out / "report.html"

@@ -110,9 +110,11 @@ def analyze(
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
+    from ecosystem.results import ResultsError
+
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
 

@@ -143,9 +143,7 @@ def run_sweep(
         finally:
             manifest.write_table(runs)
         result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
-    if progress:
-        print(result.table(), file=sys.stderr)
-    return result
+    return result  # the caller prints result.table() once (the CLI on stdout)
 
 
 # ── the worker ────────────────────────────────────────────────────────────────────────────────────────
