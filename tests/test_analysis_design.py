@@ -142,6 +142,7 @@ def test_analyze_a_single_run_of_every_family(family, tmp_path) -> None:
 def _learning_run(tmp: Path, steps: int) -> Path:
     scenario = {**FAMILIES["transformer"], "name": f"learn{steps}", "steps": 1,
                 "world": {**TOKENS, "vocab": 24, "seq_len": 8, "heldout": 64},
+                "network": {"kind": "complete"},
                 "developers": {"count": 2, "family": {"kind": "transformer", "d_model": 32, "heads": 2},
                                "train": {"samples": 256, "steps": steps, "batch": 32, "lr": 1e-2},
                                "publish": {"samples": 32}}}
