@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,26 +29,25 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
+from analysis.sweep_frame import load_sweep, runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,
     vu_applicable,
     vu_expected_distance,
 )
-from ecosystem.checks import learning_warning
-from ecosystem.design import factors, level_label
 from ecosystem.results import ResultsError, RunFolder, read_manifest
 
 # Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
 # diversity measures, gaussian worlds have no entropy).
 OUTCOMES = ["divergence", "effective_models", "nll", "distance", "variance", "entropy", "distinct_2",
             "levenshtein", "unique_fraction", "validity", "coverage", "perplexity"]
-DIVERSITY = ["entropy", "distinct_2", "levenshtein", "unique_fraction"]
 # Per-developer outcomes compared with centrality and between developer communities.
 DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy", "distinct_2", "validity"]
 CENTRALITIES = ["in_degree", "out_degree", "pagerank", "betweenness"]
 NETWORK_STATS = ["density", "reciprocity", "clustering", "avg_path_length", "efficiency", "modularity",
                  "spectral_gap"]
+SMALL_N = 3  # finished replications per condition below which the report warns
 CONSENSUS_FRACTION = 0.5  # time to consensus: generations until the mean pairwise divergence halves
 # "Final" values average the last quarter of the generations (at least one): a single generation's value
 # carries that generation's Monte Carlo noise, which a window averages out.
@@ -128,57 +128,13 @@ class Report:
     tables: dict[str, pd.DataFrame]  # written as <name>.csv
     design: str  # the scenario or the sweep design, as YAML text
     headline: pd.DataFrame  # the table shown in the report
-    warnings: list[str]  # what the reader must know before trusting the findings, in words
 
 
 def load_run(path: Path) -> Run:
     """Read a run folder written by :func:`ecosystem.run.run_scenario`."""
     folder = RunFolder(path)
-    if folder.divergence is None:
-        raise ResultsError(f"{folder.path}: measured no pairwise divergences (metrics.pairwise: none); "
-                           "the report needs them")
     return Run(folder.path, folder.meta, folder.scenario, folder.model, folder.agents,
                folder.divergence.matrices(), folder.graph)
-
-
-# Over-time panels: the outcomes, then what the developers actually trained on (a detector or verifier without
-# refill shrinks the training sets: train_size shows it).
-PLOTTED = [*OUTCOMES, "train_size", "train_synthetic_share"]
-# Reference lines on the NLL panel: the truth's own NLL on the held-out set and a uniform model's.
-REFERENCES = {"reference_nll": "truth (exact)", "baseline_nll": "uniform model"}
-
-
-def _drawable(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    """The columns of ``frame`` among ``columns`` with at least one finite value (a transformer's all-NaN
-    ``distance`` would be an empty panel)."""
-    return [c for c in columns if c in frame.columns and np.isfinite(frame[c].to_numpy(dtype=float)).any()]
-
-
-def _reference_lines(ax: plt.Axes, model: pd.DataFrame, metric: str) -> None:
-    """The world's exact reference values as horizontal lines on the ``nll`` panel."""
-    if metric != "nll":
-        return
-    for column, name in REFERENCES.items():
-        values = model[column].dropna() if column in model.columns else pd.Series(dtype=float)
-        if len(values):
-            figures.reference(ax, float(values.iloc[0]), f"{name} {values.iloc[0]:.3g}")
-
-
-def _warnings(runs: dict[str, Run], summary: pd.DataFrame) -> list[str]:
-    """Warnings in words: models that have not learned (``ecosystem.checks.learning_warning``), and diversity
-    that means little without validity."""
-    out = []
-    unlearned = {rid: w for rid, r in runs.items() if (w := learning_warning(r.model))}
-    if unlearned:
-        rid, text = next(iter(unlearned.items()))
-        where = "" if len(runs) == 1 else f"in {len(unlearned)} of {len(runs)} runs (e.g. {rid}): "
-        out.append(f"{where}{text}. Collapse and diversity measured on such models describe noise.")
-    diversity = [m for m in DIVERSITY if m in summary.columns and summary[m].notna().any()]
-    if diversity and "validity" in summary.columns and summary["validity"].notna().any():
-        low = float(summary["validity"].min())
-        out.append(f"Diversity ({', '.join(diversity)}) is shown beside validity: noise is diverse, so a rise "
-                   f"in diversity means little when validity falls (lowest final validity here {_fmt(low)}).")
-    return out
 
 
 # ── theory ────────────────────────────────────────────────────────────────────────────────────────────
@@ -319,17 +275,19 @@ def _run_report(path: Path, out: Path) -> Report:
     homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
     title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
 
-    metrics = _drawable(run.model, PLOTTED)
+    metrics = _measured(run.model, OUTCOMES)
     theory = theory_curve(run.scenario, run.model["step"].to_numpy())
     fig, axes = figures.panels(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
-        what = f"{figures.label(metric)}: {title}"
+        what = f"{figures.label(metric)} ({run.name})"
         if metric in run.agents.columns and run.agents[metric].notna().any():
-            figures.over_time(run.agents, metric, units="developer", color="0.7", title=what, ax=ax)
-        figures.over_time(run.model, metric, color="C0", title=what, ax=ax)
+            figures.over_time(run.agents.dropna(subset=[metric]), metric, units="developer", color="0.7",
+                              title=what, ax=ax)
+        figures.over_time(run.model.dropna(subset=[metric]), metric, color="C0", title=what, ax=ax)
         if theory is not None and metric in theory.columns:
             figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
-        _reference_lines(ax, run.model, metric)
+        if metric == "nll":
+            _reference_lines(ax, run.model)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -356,6 +314,7 @@ def _run_report(path: Path, out: Path) -> Report:
         f"{int(last['step'])}; it " + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved."),
         f"Effective number of distinct models: {_fmt(first['effective_models'])} → {_fmt(last['effective_models'])}.",
     ]
+    findings = [*_warnings([run]), *findings]
     if "nll" in run.model.columns:
         findings.append(f"Held-out NLL: {_fmt(run.model['nll'].iloc[0])} → {_fmt(run.model['nll'].iloc[-1])} "
                         f"nats/item; spread across developers at the end {_fmt(last.get('nll_std'))} (s.d.).")
@@ -370,14 +329,72 @@ def _run_report(path: Path, out: Path) -> Report:
                         "for one chain in closed form.")
     findings.append(_centrality_finding(tables["centrality"], quality))
     findings.append("Network: " + ", ".join(f"{k} {_fmt(summary[k])}" for k in NETWORK_STATS) + ".")
-    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS] if c in summary.index]
+    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS]
+             if c in summary.index and pd.notna(summary[c])]  # no columns of n/a
     window = final_window(len(run.model))
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
-                  (path / "scenario.yaml").read_text(), headline, _warnings({run.name: run}, tables["summary"]))
+                  (path / "scenario.yaml").read_text(), headline)
 
 
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _measured(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The metrics of ``names`` that ``frame`` holds with at least one value (no empty panels)."""
+    return [m for m in names if m in frame.columns and frame[m].notna().any()]
+
+
+def _reference_lines(ax, model: pd.DataFrame) -> None:
+    """The world's exact floor (the truth's own held-out NLL) and a model that learned nothing, as lines."""
+    for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model")):
+        if column in model.columns and np.isfinite(value := float(model[column].iloc[0])):
+            ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.4g}")
+    ax.legend(fontsize=7)
+
+
+def _warnings(runs: list[Run]) -> list[str]:
+    """What the reader must hear before any result: models that did not learn, and diversity without validity."""
+    out = []
+    warned = [r for r in runs if r.meta.get("warnings")]
+    if warned:
+        out.append(f"WARNING ({len(warned)} of {len(runs)} runs): " + warned[0].meta["warnings"][0])
+    first = runs[0].model
+    if "validity" in first.columns and {"entropy", "levenshtein", "distinct_2"} & set(first.columns):
+        out.append("Note: diversity (entropy, distinct-2, Levenshtein) rises when models write noise; read it beside "
+                   "validity, which says how much of what they write is well-formed.")
+    return out
+
+
+def _design_warnings(cells: pd.Series, missing: list[str]) -> list[str]:
+    """Runs of the design left out of the analysis, and conditions with too few replications, in words."""
+    out = []
+    if missing:
+        out.append(f"WARNING: {len(missing)} run(s) of the design are not in this analysis (failed, pending or "
+                   "unreadable): " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "") + ".")
+    small = cells[cells < SMALL_N]
+    if len(small):
+        out.append(f"WARNING: {len(small)} condition(s) have fewer than {SMALL_N} finished replications ("
+                   + ", ".join(f"{c}: n={n}" for c, n in small.items()) + "); their intervals are wide or "
+                   "missing: add replications.")
+    return out
+
+
+def _is_network(axis: str) -> bool:
+    return axis == "network" or axis.startswith("network.")
+
+
+def _swept_axes(factors: pd.DataFrame) -> list[str]:
+    """The design's axes: its swept paths (:func:`analysis.sweep_frame.swept_factors`), minus those that only
+    restate another axis (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
+    axes: list[str] = []
+    combinations = 1
+    for column in factors.columns:
+        with_column = len(factors[[*axes, column]].astype(object).drop_duplicates())
+        if with_column > combinations:
+            axes.append(column)
+            combinations = with_column
+    return axes
 
 
 def _non_network_axes(axes: list[str]) -> list[str]:
@@ -385,37 +402,28 @@ def _non_network_axes(axes: list[str]) -> list[str]:
     return [a for a in axes if not _is_network(a)]
 
 
-def _is_network(axis: str) -> bool:
-    return axis == "network" or axis.startswith("network.")
-
-
 def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run], list[str]]:
-    """Per-run parameters (index run_id: one column per factor holding its level label as an ordered
-    categorical in the sweep's order, ``replication`` and a readable ``condition``), the factors (from the
-    design's own record, :func:`ecosystem.design.factors`), the loaded finished runs, and one line per run
-    that is missing from the analysis (failed, pending, or whose files cannot be read)."""
-    manifest = read_manifest(path)
-    levels = factors(manifest["params"].tolist())
-    axes = sorted(levels, key=lambda a: not _is_network(a))  # the network first, then the design's order
-    params = pd.DataFrame({a: pd.Categorical([level_label(p.get(a)) for p in manifest["params"]],
-                                             categories=levels[a], ordered=True) for a in axes},
-                          index=pd.Index(manifest["run_id"], name="run_id"))
-    params["replication"] = manifest["replication"].to_numpy()
+    """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
+    swept axes, the loaded finished runs, and one line per run of the design left out of the analysis
+    (failed, pending, or whose files are missing or unreadable)."""
+    manifest = read_manifest(path).set_index("run_id")
+    factors = swept_factors(path)
+    axes = sorted(_swept_axes(factors), key=lambda a: not _is_network(a))  # the network first
+    params = factors[axes].join(manifest[["replication"]])
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
-    params["condition"] = (params[axes].astype(str).apply(
-        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1) if axes else "all runs")
-    order = list(dict.fromkeys(params["condition"]))
-    params["condition"] = pd.Categorical(params["condition"], categories=order, ordered=True)
+    params["condition"] = params.apply(
+        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
+    ) if axes else "all runs"
     runs, missing = {}, []
-    for rid, status, error in manifest[["run_id", "status", "error"]].itertuples(index=False):
-        if status != "done":
-            missing.append(f"{rid} ({params.loc[rid, 'condition']}, replication {params.loc[rid, 'replication']})"
-                           f": {status}{f' — {error}' if error else ''}")
+    for rid, row in manifest.iterrows():
+        where = f"{rid} ({params.loc[rid, 'condition']}, replication {row['replication']})"
+        if row["status"] != "done":
+            missing.append(f"{where}: {row['status']}" + (f" — {row['error']}" if row["error"] else ""))
             continue
         try:
             runs[rid] = load_run(path / "runs" / str(rid))
         except ResultsError as err:
-            missing.append(f"{rid}: {err}")
+            missing.append(f"{where}: {err}")
     return params.loc[list(runs)], axes, runs, missing
 
 
@@ -470,12 +478,13 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
     quality = _quality(tables["nodes"].columns)
     pngs = []
-    metrics = _drawable(over_time, PLOTTED)
+    metrics = _measured(over_time, OUTCOMES)
     fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
     for ax, metric in zip(axs, metrics, strict=True):
-        figures.over_time(over_time, metric, hue="condition", title=f"{figures.label(metric)}, per condition",
-                          ax=ax)
-        _reference_lines(ax, over_time, metric)
+        figures.over_time(over_time.dropna(subset=[metric]), metric, hue="condition",
+                          title=f"{figures.label(metric)} by condition ({title})", ax=ax)
+        if metric == "nll":
+            _reference_lines(ax, over_time)
         if metric in ("variance", "distance"):
             for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
                 theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
@@ -593,29 +602,22 @@ def _sweep_report(path: Path, out: Path) -> Report:
     tables = _sweep_tables(params, axes, runs)
     title = f"{first.name}: sweep of {len(runs)} runs"
     pngs = _sweep_figures(tables, axes, params, runs, first.name, out)
-    cells = params.groupby("condition", observed=False).size()
-    design = yaml.safe_dump({"factors": {a: list(params[a].cat.categories) for a in axes},
+    status = runs_frame(path)["status"].value_counts().to_dict()
+    cells = params.groupby("condition", sort=False).size()
+    design = yaml.safe_dump({"swept": {a: params[a].drop_duplicates().tolist() for a in axes},
                              "replications": int(params["replication"].nunique()),
+                             "runs": {str(k): int(v) for k, v in status.items()},
                              "runs analysed per condition": {str(k): int(v) for k, v in cells.items()},
-                             "runs missing": missing}, sort_keys=False, allow_unicode=True)
+                             "runs left out": missing}, sort_keys=False, allow_unicode=True)
     if (path / "sweep.yaml").is_file():
         design += "\n# the sweep file as given\n" + (path / "sweep.yaml").read_text()
     design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
     conds = tables["conditions"]
     conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
+    conds = conds[conds["metric"].isin(conds.dropna(subset=["mean"])["metric"])]  # no columns of n/a
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
-    findings = _sweep_findings(tables)
-    warnings = _warnings(runs, tables["runs"])
-    if missing:
-        warnings.append(f"{len(missing)} run(s) of the design are not in this analysis (failed, pending or "
-                        f"unreadable): " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "") + ".")
-    small = cells[cells < 3]
-    if len(small):
-        warnings.append(f"{len(small)} condition(s) have fewer than 3 finished replications ("
-                        + ", ".join(f"{c}: n={n}" for c, n in small.items()) + "): their intervals are wide or "
-                        "missing; add replications.")
-    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline,
-                  warnings)
+    findings = [*_warnings(list(runs.values())), *_design_warnings(cells, missing), *_sweep_findings(tables)]
+    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline)
 
 
 # ── the report ────────────────────────────────────────────────────────────────────────────────────────
@@ -632,8 +634,6 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 <p>{{ kind }} at <code>{{ path }}</code>, analysed {{ created }} by ecosim. {{ note }} Lower mean pairwise
 divergence (<code>divergence</code>) means more homogeneous models. "Final" values are means over the last
 quarter of the generations; intervals are 95% (t over replications for means and slopes, Fisher z for correlations).</p>
-{% if warnings %}<h2>Warnings</h2>
-<ul>{% for w in warnings %}<li><b>{{ w }}</b></li>{% endfor %}</ul>{% endif %}
 <h2>Main findings</h2>
 <ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul>
 <h2>Figures</h2>
@@ -663,21 +663,31 @@ def analyze(path: Path, out: Path | None = None) -> Path:
         build = _sweep_report
     else:
         raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()) and not (out / "report.html").is_file():
+        raise FileExistsError(f"--out: {out} is not empty and holds no report; choose another folder")
+    final, out = out, out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     try:
-        report = build(path, out)
+        html_path = _write_report(build(path, out), path, out)
+        if final.exists():
+            shutil.rmtree(final)
+        out.rename(final)
     except BaseException:
-        if created:  # a failed analysis leaves no half-written report folder
-            shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)  # a failed analysis leaves no half-written report
         raise
+    return final / html_path.name
+
+
+def _write_report(report: Report, path: Path, out: Path) -> Path:
+    """The report's tables and its self-contained HTML page, written into ``out``."""
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     html_path = out / "report.html"
     html_path.write_text(TEMPLATE.render(
         title=report.title, kind=report.kind, note=report.note, path=str(path),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        findings=report.findings, warnings=report.warnings, tables=list(report.tables), design=report.design,
+        findings=report.findings, tables=list(report.tables), design=report.design,
         headline=report.headline.to_html(float_format=lambda x: f"{x:.4g}", border=0),
         figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),
                   "data": base64.b64encode(p.read_bytes()).decode()} for p in report.figures],

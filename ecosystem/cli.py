@@ -49,11 +49,17 @@ def run(
     file: FileArg,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: runs/<name>]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", min=1,
+                                                help="torch threads [default: the cores not busy]")] = None,
 ) -> None:
     """Run one scenario and write its run folder (results, graph, metadata and a summary figure)."""
-    from ecosystem.run import run_scenario
+    import torch
+
+    from analysis.summary import write_summary
+    from ecosystem.run import default_threads, run_scenario
 
     scenario = check(file)
+    torch.set_num_threads(threads or default_threads())
     if scenario.sweep is not None:
         typer.echo(f"note: {file} has a sweep section; running its base scenario once "
                    f"(`ecosim sweep {file}` runs the design)", err=True)
@@ -61,7 +67,7 @@ def run(
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        folder = run_scenario(scenario, out, progress=not quiet)
+        folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
     typer.echo(f"wrote {folder}")
@@ -81,13 +87,14 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
+    from analysis.summary import write_summary
     from ecosystem.sweep import run_sweep
 
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
         result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=figures)
+                           progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

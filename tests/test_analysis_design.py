@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from analysis import report as report_module
 from analysis.report import analyze
 from ecosystem.cli import app
-from ecosystem.design import factors, level_label
+from analysis.sweep_frame import level_label
 from ecosystem.run import run_scenario
 from ecosystem.scenario import validate_scenario
 from ecosystem.sweep import run_sweep
@@ -35,14 +35,8 @@ TOKENS = {"kind": "topic_markov", "vocab": 12, "concepts": 2, "seq_len": 6, "hel
 
 
 def test_level_labels_of_every_value_kind() -> None:
-    assert [level_label(v) for v in (None, 0.2, 3, "ring", True, {"tpr": 0.8, "fpr": 0.05}, [6, 6])] == [
-        "none", "0.2", "3", "ring", "true", "{tpr: 0.8, fpr: 0.05}", "[6, 6]"]
-
-
-def test_factors_keep_every_kind_in_sweep_order_and_drop_zip_partners() -> None:
-    params = [{"d": d, "s": s, "h": round(1 - s, 1)} for d in (None, {"tpr": 0.8}) for s in (0.9, 0.5)]
-    assert factors(params) == {"d": ["none", "{tpr: 0.8}"], "s": ["0.9", "0.5"]}  # h restates s
-    assert factors([{"x": 1}, {"x": 1}]) == {}  # nothing varies
+    assert [level_label(v) for v in (None, 0.2, 3, "ring", {"tpr": 0.8, "fpr": 0.05}, [6, 6])] == [
+        "none", "0.2", "3", "ring", "tpr=0.8, fpr=0.05", "[6, 6]"]
 
 
 def _sweep(tmp: Path, grid: dict, replications: int = 2, zip_: dict | None = None) -> Path:
@@ -66,7 +60,7 @@ def kinds_sweep(tmp_path_factory) -> Path:
 def test_an_axis_of_each_value_kind_survives_into_conditions_and_the_report(kinds_sweep, tmp_path) -> None:
     html = analyze(kinds_sweep, tmp_path / "r").read_text()
     conditions = pd.read_csv(tmp_path / "r" / "conditions.csv")
-    expected = {"developers.data.detector": ["none", "{tpr: 0.8, fpr: 0.05}"],
+    expected = {"developers.data.detector": ["none", "tpr=0.8, fpr=0.05"],
                 "network.kind": ["complete", "ring"], "developers.groups": ["[2, 2]", "[1, 3]"]}
     for axis, levels in expected.items():
         assert axis in conditions.columns, axis
@@ -74,7 +68,7 @@ def test_an_axis_of_each_value_kind_survives_into_conditions_and_the_report(kind
         assert axis in html
     assert "developers.publish.temperature" not in conditions.columns  # a zip partner restates network.kind
     assert conditions["condition"].nunique() == 8
-    assert "detector={tpr: 0.8, fpr: 0.05}" in html
+    assert "detector=tpr=0.8, fpr=0.05" in html
     assert "fewer than 3 finished replications" in html  # one replication per cell is said in words
 
 
