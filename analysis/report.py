@@ -29,7 +29,7 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
-from analysis.sweep_frame import load_sweep, runs_frame, swept_factors
+from analysis.sweep_frame import runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,

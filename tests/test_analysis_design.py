@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from analysis import report as report_module
 from analysis.report import analyze
-from ecosystem.cli import app
 from analysis.sweep_frame import level_label
+from ecosystem.cli import app
 from ecosystem.run import run_scenario
 from ecosystem.scenario import validate_scenario
 from ecosystem.sweep import run_sweep
@@ -123,11 +123,11 @@ FAMILIES = {
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_analyze_a_single_run_of_every_family(family, tmp_path) -> None:
     folder = run_scenario(validate_scenario({**FAMILIES[family], "name": family}), tmp_path / family,
-                          progress=False, summary=False)
+                          progress=False, summary=None)
     html = analyze(folder, tmp_path / "r").read_text()
     assert (tmp_path / "r" / "metrics.png").is_file() and "Main findings" in html
     model = pd.read_parquet(folder / "model.parquet")
-    drawn = report_module._drawable(model, report_module.PLOTTED)
+    drawn = report_module._measured(model, report_module.OUTCOMES)
     assert all(np.isfinite(model[c]).any() for c in drawn)  # no empty panel
     if family == "transformer":
         assert "distance" not in drawn and model["distance"].isna().all()
@@ -140,7 +140,7 @@ def _learning_run(tmp: Path, steps: int) -> Path:
                 "developers": {"count": 2, "family": {"kind": "transformer", "d_model": 32, "heads": 2},
                                "train": {"samples": 256, "steps": steps, "batch": 32, "lr": 1e-2},
                                "publish": {"samples": 32}}}
-    return run_scenario(validate_scenario(scenario), tmp / f"s{steps}", progress=False, summary=False)
+    return run_scenario(validate_scenario(scenario), tmp / f"s{steps}", progress=False, summary=None)
 
 
 @pytest.mark.slow
@@ -154,12 +154,12 @@ def test_learning_warning_fires_on_an_untrained_transformer_and_not_on_a_trained
 
 def test_reference_lines_equal_the_worlds_exact_values(tmp_path) -> None:
     folder = run_scenario(validate_scenario({**FAMILIES["ngram"], "name": "ref"}), tmp_path / "ref",
-                          progress=False, summary=False)
+                          progress=False, summary=None)
     model = pd.read_parquet(folder / "model.parquet")
     import matplotlib.pyplot as plt
 
     ax = plt.figure().add_subplot()
-    report_module._reference_lines(ax, model, "nll")
+    report_module._reference_lines(ax, model)
     drawn = sorted(line.get_ydata()[0] for line in ax.get_lines())
     plt.close(ax.figure)
     # The world's own values, from a freshly built world: the truth's exact NLL on the held-out set and a
