@@ -170,3 +170,20 @@ def test_reference_lines_equal_the_worlds_exact_values(tmp_path) -> None:
     truth = world.reference()
     np.testing.assert_allclose(drawn, sorted([truth["reference_nll"], truth["baseline_nll"]]), rtol=1e-6)
     assert truth["baseline_nll"] == pytest.approx(TOKENS["seq_len"] * np.log(world.vocab_size))
+
+
+def test_a_changed_base_is_refused_unless_forced(tmp_path) -> None:
+    base, sweep = tmp_path / "base.yaml", tmp_path / "sweep.yaml"
+    base.write_text(yaml.safe_dump({**BASE, "steps": 1}))
+    sweep.write_text(yaml.safe_dump({"base": "base.yaml", "grid": {"network.kind": ["ring", "complete"]}}))
+    out = tmp_path / "out"
+    folder = run_sweep(sweep, out=out, backend="serial", progress=False).folder
+    assert yaml.safe_load((folder / "base.yaml").read_text()) == {**BASE, "steps": 1}  # self-contained
+    base.write_text(yaml.safe_dump({**BASE, "steps": 2}))
+    result = CliRunner().invoke(app, ["sweep", str(sweep), "--out", str(out), "-q", "--backend", "serial"])
+    assert result.exit_code == 2 and "base scenario changed" in result.output
+    assert len(list((out / "runs").iterdir())) == 2  # nothing re-run beside the old runs
+    result = CliRunner().invoke(app, ["sweep", str(sweep), "--out", str(out), "-q", "--backend", "serial",
+                                      "--force"])
+    assert result.exit_code == 0 and len(list((out / "runs").iterdir())) == 4
+    assert result.output.count("runs:") == 1  # the summary is printed once
