@@ -414,6 +414,9 @@ def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run], li
     params["condition"] = params.apply(
         lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
     ) if axes else "all runs"
+    # Conditions in the sweep's order (the factors' levels as the design lists them), not alphabetically.
+    order = params.sort_values(axes, kind="stable")["condition"] if axes else params["condition"]
+    params["condition"] = pd.Categorical(params["condition"], categories=list(dict.fromkeys(order)), ordered=True)
     runs, missing = {}, []
     for rid, row in manifest.iterrows():
         where = f"{rid} ({params.loc[rid, 'condition']}, replication {row['replication']})"
