@@ -112,6 +112,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     return base / "out"
 
 
+@pytest.mark.slow
 def test_report_from_a_real_sweep(sweep_dir, tmp_path):
     report = analyze(sweep_dir, tmp_path / "report")
     out = report.parent
