@@ -89,6 +89,8 @@ def sweep(
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (ray backend)")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume",
                                          help="skip finished runs; --no-resume refuses an existing sweep")] = True,
+    force: Annotated[bool, typer.Option("--force", help="extend this sweep even if its base scenario changed")
+                     ] = False,
     figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -101,7 +103,7 @@ def sweep(
     try:
         with terminate_as_interrupt():
             result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                               progress=not quiet, figures=write_summary if figures else None)
+                               force=force, progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
@@ -124,6 +126,7 @@ def analyze(
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
+
     try:
         report = build_report(folder, out)
     except (FileNotFoundError, FileExistsError, ResultsError) as err:
