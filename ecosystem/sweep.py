@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
 from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
-from ecosystem.scenario import Scenario
+from ecosystem.scenario import Scenario, output_folder
 
 DEFAULT_RUNNER = "ecosystem.run:run_scenario"
 # "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
@@ -117,7 +117,9 @@ def run_sweep(
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
     design = load_design(path)
     runs = expand(design)
-    folder = Path(out) if out is not None else Path.cwd() / "sweeps" / design.name
+    folder = Path(out) if out is not None else output_folder(Path.cwd() / "sweeps", design.name)
+    if backend == "ray" and address is not None:
+        _check_reachable(address)  # before anything is written
     if not resume and (folder / "manifest.jsonl").exists():
         raise FileExistsError(f"{folder}: holds a sweep already; resume it, or choose another output folder")
     (folder / "runs").mkdir(parents=True, exist_ok=True)
@@ -270,6 +272,21 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):  # no /proc (macOS): trust the signal check
         return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a Ray address (``host:port`` or ``ray://host:port``) that nothing answers on; ``auto`` and
+    ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address: must be host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RuntimeError(f"--address: no Ray cluster answers at {address} ({err.strerror or err}); "
+                           "nothing was written") from None
 
 
 @contextlib.contextmanager
