@@ -98,7 +98,8 @@ def validate(file: FileArg) -> None:
 def _design_size(sweep: SweepSpec) -> str:
     points, runs = sweep.size()
     r = sweep.replications
-    return f"{runs:,} runs ({points:,} design points × {r:,} replication{'s' * (r > 1)})"
+    return (f"{runs:,} run{'s' * (runs > 1)} ({points:,} design point{'s' * (points > 1)} × {r:,} "
+            f"replication{'s' * (r > 1)})")
 
 
 def _out_of_memory(err: BaseException) -> bool:

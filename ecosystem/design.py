@@ -256,5 +256,7 @@ def _validate_sweep_file(data: dict[str, Any], path: Path) -> SweepFile:
             raise ScenarioError(f"{path}: {head}: unknown field; allowed: {allowed}") from None
         if e["type"] == "missing":
             raise ScenarioError(f"{path}: {head}: required field is missing") from None
+        if e["type"] == "value_error":  # e.g. an unsafe name: the message says what it got
+            raise ScenarioError(f"{path}: {head}: {e['msg'].removeprefix('Value error, ')}") from None
         text = e["msg"].replace("Input should be", "must be")
         raise ScenarioError(f"{path}: {head}: {text}, got {e.get('input')!r}") from None

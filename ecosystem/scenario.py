@@ -658,7 +658,7 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
         params = (2 * vocab + 1) * m + width * m + d.layers * 12 * m * m
         models = 16.0 * n * params  # fp32 weights, gradients and AdamW's two moments
         # One block of developers at a time; at least one developer's activations and attention scores.
-        models += 4.0 * devs.train.batch * d.layers * (20 * width * m + 2 * d.heads * width * width)
+        activations = 4.0 * devs.train.batch * d.layers * (20 * width * m + 2 * d.heads * width * width)
         pairwise = 4.0 * n * metrics.probes * width * vocab
     elif isinstance(d, NgramFamilySpec):
         models = 3 * 4.0 * n * (vocab + 1) ** d.order  # log-probabilities, counts and their normalisation
@@ -666,6 +666,8 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
     else:
         models = 4 * 8.0 * n * (width + 1) ** 2  # mean and covariance (or θ and its normal equations)
         pairwise = 0.0
+    if not isinstance(d, TransformerFamilySpec):
+        activations = 0.0
     if metrics.pairwise == "none":
         pairwise = 0.0
     tables = 2 * 8.0 * (vocab * vocab + world_concepts(world) * vocab + width * vocab) if vocab else 0.0
@@ -676,6 +678,7 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
         "the content pool": (driver, 2.0 * pool_items * (stored + 24)),
         "the training sets": ("developers.train.samples", n * per_set * (2 * 16.0 + work)),
         "the models": ("developers.family", models),
+        "the transformer's activations": ("world.seq_len", activations),
         "the world's tables": ("world.vocab", tables),
         "the held-out set": ("world.heldout", heldout * (stored + work + 8.0 * n)),
         "the published samples": ("developers.publish.samples", 2.0 * model * work),
