@@ -27,7 +27,7 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
-from analysis.sweep_frame import load_sweep, runs_frame
+from analysis.sweep_frame import load_sweep, runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,
@@ -331,13 +331,17 @@ def _run_report(path: Path, out: Path) -> Report:
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _swept_axes(frame: pd.DataFrame) -> list[str]:
-    """The design's axes: dotted parameter columns that vary, minus those that only restate another axis
-    (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
+def _is_network(axis: str) -> bool:
+    return axis == "network" or axis.startswith("network.")
+
+
+def _swept_axes(factors: pd.DataFrame) -> list[str]:
+    """The design's axes: its swept paths (:func:`analysis.sweep_frame.swept_factors`), minus those that only
+    restate another axis (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
     axes: list[str] = []
     combinations = 1
-    for column in (c for c in frame.columns if "." in c and frame[c].astype(str).nunique() > 1):
-        with_column = len(frame[[*axes, column]].astype(str).drop_duplicates())
+    for column in factors.columns:
+        with_column = len(factors[[*axes, column]].astype(object).drop_duplicates())
         if with_column > combinations:
             axes.append(column)
             combinations = with_column
@@ -346,18 +350,19 @@ def _swept_axes(frame: pd.DataFrame) -> list[str]:
 
 def _non_network_axes(axes: list[str]) -> list[str]:
     """The swept axes that are not about the network: held fixed when outcomes are fitted on network statistics."""
-    return [a for a in axes if not a.startswith("network.")]
+    return [a for a in axes if not _is_network(a)]
 
 
 def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run]]:
     """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
     swept axes, and the loaded runs. Failed runs have no results and are left out."""
     frame = load_sweep(path, table="model").drop_duplicates("run_id").set_index("run_id")
-    axes = sorted(_swept_axes(frame), key=lambda a: not a.startswith("network."))  # the network first
-    params = frame[[*axes, "replication"]].copy()
+    factors = swept_factors(path).loc[frame.index]
+    axes = sorted(_swept_axes(factors), key=lambda a: not _is_network(a))  # the network first
+    params = factors[axes].join(frame[["replication"]])
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
     params["condition"] = params.apply(
-        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes if pd.notna(row[a])), axis=1
+        lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
     ) if axes else "all runs"
     return params, axes, {rid: load_run(path / "runs" / str(rid)) for rid in params.index}
 
@@ -454,7 +459,7 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
     # One example run per network setting (the first replication): its graph and its final divergences.
-    network_axes = [a for a in axes if a.startswith("network.")]
+    network_axes = [a for a in axes if _is_network(a)]
     examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
     fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):

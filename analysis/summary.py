@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+
+from ecosystem.results import RunFolder
 
 PANELS = (
     ("nll", "held-out human NLL (nats/item)"),
@@ -17,6 +21,14 @@ PANELS = (
     ("levenshtein", "diversity of samples (Levenshtein)"),
     ("train_synthetic_share", "synthetic share of training data"),
 )
+
+
+def write_summary(folder: Path) -> None:
+    """Draw a run folder's ``summary.png`` (the hook ``ecosim run`` hands to the runner)."""
+    run = RunFolder(folder)
+    fig = summary_figure(run.model, run.agents, run.name)
+    fig.savefig(Path(folder) / "summary.png", dpi=110)
+    plt.close(fig)
 
 
 def summary_figure(model_df: pd.DataFrame, agents_df: pd.DataFrame, name: str) -> plt.Figure:

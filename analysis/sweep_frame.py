@@ -32,6 +32,43 @@ def runs_frame(folder: str | Path) -> pd.DataFrame:
     return pd.concat([manifest[KEYS], params, manifest.drop(columns=[*KEYS, "params"])], axis=1)
 
 
+def swept_factors(folder: str | Path) -> pd.DataFrame:
+    """The design's factors, one column per swept path and one row per run (index ``run_id``), taken from
+    the design's own record of what each run set (the manifest's ``params``), so that every swept path is
+    a factor whatever its values. Numbers stay numbers; anything else becomes a readable label: ``none``
+    for null, ``fpr=0.05, tpr=0.8`` for a mapping, ``ring (k=4)`` for one with a kind, ``[6, 6]`` for a
+    list. Levels are ordered as the design lists them (categorical columns), not alphabetically. A path
+    whose value is the same in every run is not a factor."""
+    manifest = read_manifest(folder)
+    records = manifest["params"].tolist()
+    paths = list(dict.fromkeys(k for r in records for k in r))  # the design's order
+    factors = pd.DataFrame(index=pd.Index(manifest["run_id"], name="run_id"))
+    for path in paths:
+        values = [r.get(path) for r in records]
+        if len({json.dumps(v, sort_keys=True) for v in values}) < 2:
+            continue
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            factors[path] = values
+        else:
+            labels = [level_label(v) for v in values]
+            factors[path] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
+    return factors
+
+
+def level_label(value: object) -> str:
+    """A readable label of one level of a factor."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):  # a network {kind: ring, k: 4} reads "ring (k=4)"
+        rest = ", ".join(f"{k}={level_label(v)}" for k, v in value.items() if k != "kind")
+        return f"{value['kind']} ({rest})" if "kind" in value and rest else str(value.get("kind", rest))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(level_label(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def connect(folder: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (new, or ``con``) with a table ``runs`` (see :func:`runs_frame`) and views
     ``model`` and ``agents``: every finished run's Parquet rows, prefixed with its run_id, point,

@@ -1,4 +1,6 @@
-"""Closed-form predictions that simulated ecosystems must reproduce (science.md items 1, 2 and 4).
+"""Closed-form predictions that simulated ecosystems must reproduce.
+
+Shumailov et al. (Nature 2024), Kazdan et al. (2024, Thm 1) and Vu, Reeves & Wenger (2025, Thm 1).
 
 All functions are pure numpy; variances are relative to the true variance σ² unless σ² is passed.
 """

@@ -35,7 +35,7 @@ from ecosystem.families.looped import LoopedTrainer
 from ecosystem.families.transformer import Trainer, TransformerFamily, TransformerState, parameter_count
 from ecosystem.scenario import TrainSpec, TransformerFamilySpec
 
-VOCAB = 720  # with d_model 32 and one layer: 59k weights per developer (shared/design.md)
+VOCAB = 720  # with d_model 32 and one layer: 59k weights per developer
 
 
 @dataclass(frozen=True)

@@ -136,11 +136,17 @@ def run(
     file: FileArg,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: runs/<name>]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", min=1,
+                                                help="torch threads [default: the cores not busy]")] = None,
 ) -> None:
     """Run one scenario and write its run folder (results, graph, metadata and a summary figure)."""
-    from ecosystem.run import run_scenario
+    import torch
+
+    from analysis.summary import write_summary
+    from ecosystem.run import default_threads, run_scenario
 
     scenario = check(file)
+    torch.set_num_threads(threads or default_threads())
     if scenario.sweep is not None:
         typer.echo(f"note: {file} has a sweep section; running its base scenario once "
                    f"(`ecosim sweep {file}` runs the design)", err=True)
@@ -154,7 +160,7 @@ def run(
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
         with _no_orphans(out):
-            folder = run_scenario(scenario, out, progress=not quiet)
+            folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
     except OSError as err:  # the output folder: unwritable, a file in the way, a full disk
@@ -181,6 +187,7 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
+    from analysis.summary import write_summary
     from ecosystem.design import load_design
     from ecosystem.sweep import run_sweep
 
@@ -193,7 +200,7 @@ def sweep(
     typer.echo(f"sweep {design.name}: {_design_size(design.sweep)}")  # before the design is expanded
     try:
         result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=figures)
+                           progress=not quiet, figures=write_summary if figures else None)
     except (FileNotFoundError, FileExistsError) as err:
         raise fail(str(err)) from None
     except OSError as err:  # the sweep folder: unwritable, a file in the way, a full disk

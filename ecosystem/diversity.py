@@ -98,7 +98,7 @@ def levenshtein_diversity(
 ) -> torch.Tensor:
     """Mean over pairs of samples of token-level Levenshtein distance / the longer length ``(N,)``.
 
-    The diversity of Briesch, Sobania & Rothlauf (2023) (science.md item 6): 0 when every sample is the
+    The diversity of Briesch, Sobania & Rothlauf (2023): 0 when every sample is the
     same string. All pairs i < j are used, or, when there are more than ``max_pairs``, ``max_pairs``
     random ordered pairs i ≠ j (the same for every developer) drawn with ``generator``.
     """

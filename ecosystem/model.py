@@ -13,6 +13,7 @@ and does the arithmetic over all of them at once, as arrays.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import mesa
 import numpy as np
@@ -28,7 +29,7 @@ from ecosystem.pool import HUMAN, MODEL, ContentPool
 from ecosystem.results import Divergences
 from ecosystem.retention import Retention, Rows
 from ecosystem.scenario import Scenario, ScenarioError
-from ecosystem.scrape import Block, Policies, Reading, Sources, scrape
+from ecosystem.scrape import RETENTIONS, Block, Policies, Reading, Sources, scrape
 from ecosystem.seeding import Seeds
 from ecosystem.worlds import Batch, build_world
 from ecosystem.worlds.base import Facts
@@ -88,7 +89,14 @@ class EcosystemModel(mesa.Model):
         self.groups = groups
         self.policies = Policies.stack([d.policy for d in self.developers], devs.train.samples)
         self.retention = Retention(self.policies)
+        # Running statistics when every developer accumulates and the family fits from additive ones
+        # (no set is revisited: a generation costs the new batch, not the whole history).
+        accumulating = bool((self.policies.retention == RETENTIONS.index("accumulate")).all())
+        empty = np.zeros((n, 0), dtype=np.int64)
+        self.running = (self._statistics(empty, np.zeros((n, 0)))
+                        if accumulating and self.family.additive else None)
         self.published = Block()  # the models' newest outputs (none before the first generation)
+        self.release_at = 0  # pool size at which to look for items to release
         self.depth = np.zeros(n)  # lineage depth of each model: 1 + mean depth of the data it last trained on
         self.generation = 0
         self.summary: dict[str, float] = {}
@@ -109,10 +117,17 @@ class EcosystemModel(mesa.Model):
         acquired = scrape(self.policies, sources, self.reading, self.rng)
         batch = Rows.from_flat(len(self.developers), acquired.row, acquired.item, acquired.weight)
         train = self.retention.update(batch, self.rng)
-        idx, weight = train.padded()  # (N, B)
-        self.state = self.family.fit(self.state, pool.take(idx), torch.as_tensor(weight, device=self.device),
-                                     self.generator)
-        stats = self._training_stats(idx, weight, train.n)
+        if self.running is not None:  # every set only grows: fit the new batch's statistics into the running ones
+            idx, weight = batch.padded()  # (N, B)
+            self.running = self._combine(self.running, self._statistics(idx, weight))
+            self.state = self.family.fit_statistics(self.state, self.running[0])
+            sums = self.running[1]
+        else:
+            idx, weight = train.padded()  # (N, B)
+            self.state = self.family.fit(self.state, pool.take(idx), torch.as_tensor(weight, device=self.device),
+                                         self.generator)
+            sums = self._training_sums(idx, weight)
+        stats = _training_stats(sums, train.n)
         samples = self._sample()
         facts = self._publish(samples, t, stats["train_lineage_depth"])
         self._measure(t, samples, facts, stats)
@@ -143,14 +158,18 @@ class EcosystemModel(mesa.Model):
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
                                   top_p=publish.top_p, prompts=self.world.prompts(publish.samples, self.generator))
 
-    def _training_stats(self, idx: np.ndarray, weight: np.ndarray, size: np.ndarray) -> dict[str, np.ndarray]:
-        """Per developer ``(N,)``: synthetic share, lineage depth and size of the set it just trained on
-        (share and depth NaN for an empty set)."""
-        total = weight.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = ((self.pool.column("author_kind")[idx] == MODEL) * weight).sum(1) / total
-            depth = (self.pool.column("depth")[idx] * weight).sum(1) / total
-        return {"train_synthetic_share": share, "train_lineage_depth": depth, "train_size": size.astype(float)}
+    def _training_sums(self, idx: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """``(3, N)``: per developer Σw, Σw·[synthetic] and Σw·depth over padded indices ``idx (N, B)``."""
+        synthetic = self.pool.column("author_kind")[idx] == MODEL
+        return np.stack([weight.sum(1), (synthetic * weight).sum(1), (self.pool.column("depth")[idx] * weight).sum(1)])
+
+    def _statistics(self, idx: np.ndarray, weight: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The family's additive statistics of the padded sets ``idx (N, B)`` and their training sums."""
+        w = torch.as_tensor(weight, device=self.device)
+        return self.family.statistics(self.pool.take(idx), w), self._training_sums(idx, weight)
+
+    def _combine(self, a: tuple[Any, np.ndarray], b: tuple[Any, np.ndarray]) -> tuple[Any, np.ndarray]:
+        return self.family.combine(a[0], b[0]), a[1] + b[1]
 
     def _publish(self, samples: torch.Tensor, t: int, train_depth: np.ndarray) -> Facts:
         """Add every model's samples to the pool, with what the world reads off them (once)."""
@@ -190,8 +209,9 @@ class EcosystemModel(mesa.Model):
     def _release(self) -> None:
         """Release the pool items no developer can read again: compact the pool when they are most of it."""
         pool = self.pool
-        if pool.size < RELEASE_ABOVE:
+        if pool.size < max(RELEASE_ABOVE, self.release_at):
             return
+        self.release_at = 2 * pool.size  # look again when the pool has doubled: O(1) per item written
         live = np.zeros(pool.size, dtype=bool)
         for block, owners in ((self.original, len(self.developers)), (self.public, 1),
                               (self.published, len(self.developers))):
@@ -202,6 +222,7 @@ class EcosystemModel(mesa.Model):
         if 2 * live.sum() > pool.size:
             return
         new_index = pool.compact(live)
+        self.release_at = 2 * pool.size
         for rows in held:
             rows.remap(new_index)
         self.original, self.public, self.published = (
@@ -253,6 +274,14 @@ class EcosystemModel(mesa.Model):
         steps, values = zip(*self.divergence_history, strict=True)
         m = self.measurement
         return Divergences(len(self.developers), np.array(steps), m.i, m.j, np.stack(values))
+
+
+def _training_stats(sums: np.ndarray, size: np.ndarray) -> dict[str, np.ndarray]:
+    """Per developer ``(N,)``: synthetic share, lineage depth and size of the set it just trained on
+    (share and depth NaN for an empty set)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share, depth = sums[1] / sums[0], sums[2] / sums[0]
+    return {"train_synthetic_share": share, "train_lineage_depth": depth, "train_size": size.astype(float)}
 
 
 def resolve_device(name: str) -> torch.device:

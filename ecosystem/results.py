@@ -22,6 +22,7 @@ Older run folders are read too: ``divergence.npy`` (a dense ``(steps, N, N)`` ar
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -230,7 +231,18 @@ def write_run(
     if divergence is not None:
         divergence.save(folder / DIVERGENCE)
     write_edge_list(graph, folder / NETWORK)
-    (folder / META).write_text(json.dumps(meta, indent=2))
+    (folder / META).write_text(json.dumps(_finite(meta), indent=2, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they are written as null (e.g. the baseline of a vector world)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # ── sweep folders: the manifest ───────────────────────────────────────────────────────────────────────

@@ -7,11 +7,13 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from ecosystem.checks import learning_warning
@@ -19,12 +21,24 @@ from ecosystem.model import EcosystemModel
 from ecosystem.results import is_run, write_run
 from ecosystem.scenario import Scenario, to_yaml
 
+Summary = Callable[[Path], None]
+"""Draws into a finished run folder (the command line passes :func:`analysis.summary.write_summary`)."""
 
-def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = True, summary: bool = True) -> Path:
+
+def default_threads() -> int:
+    """Torch threads for one run that do not oversubscribe the machine: the cores this process may use,
+    less those other processes keep busy (the one-minute load average), and at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, cores - round(os.getloadavg()[0])))
+
+
+def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = True,
+                 summary: Summary | None = None) -> Path:
     """Run ``scenario`` and write its folder ``out_dir`` atomically; returns the folder.
 
     Everything is written to a temporary sibling folder that is renamed into place at the end, so a failed or
-    interrupted run leaves nothing under ``out_dir``.
+    interrupted run leaves nothing under ``out_dir``. ``summary``, if given, draws into the folder before
+    it is renamed (so a run folder with a ``summary.png`` is whole).
     """
     out_dir = Path(out_dir)
     if is_run(out_dir):
@@ -71,7 +85,7 @@ def frames(model: EcosystemModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     return model.model_frame(), model.developer_frame()
 
 
-def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -> None:
+def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: Summary | None) -> None:
     model, timings = simulate(scenario, progress=progress)
     model_df, agents_df = frames(model)
     warning = learning_warning(model_df)
@@ -83,6 +97,7 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -
         "groups": scenario.developers.groups or [scenario.developers.count],
         "communities": model.communities,
         "device": str(model.device),
+        "threads": torch.get_num_threads(),
         "reference": model.reference,
         "warnings": [warning] if warning else [],
         "versions": _versions(),
@@ -91,19 +106,12 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: bool) -
     }
     write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df,
               divergence=model.divergences(), graph=model.graph, meta=meta)
-    if summary:
-        from analysis.summary import summary_figure
-
-        fig = summary_figure(model_df, agents_df, scenario.name)
-        fig.savefig(folder / "summary.png", dpi=110)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+    if summary is not None:
+        summary(folder)
 
 
 def _versions() -> dict[str, str]:
     import mesa
-    import torch
 
     from ecosystem import __version__
 

@@ -448,7 +448,7 @@ class MetricsSpec(Strict):
     measure: list[Literal["quality", "distance", "model", "samples"]] = Field(
         default_factory=lambda: list(METRIC_GROUPS))
     pairwise: Literal["auto", "all", "sample", "none"] = "auto"
-    pairs: Count = 4096
+    pairs: Count = 1024  # all pairs up to 45 developers (990 pairs), else a seeded sample
     probes: Count = 64  # held-out sequences on which token models' next-token distributions are compared
     levenshtein_samples: Annotated[int, Field(ge=2)] = 32  # samples per developer compared by edit distance
     levenshtein_pairs: Count = 1 << 15  # sample pairs compared per generation, over all developers

@@ -223,6 +223,8 @@ def _draw(
     ``rows[g]``, filtered by its detector (and verifier, for synthetic items). Returns (kept, drawn): the
     drawn items are those the shortfall rule counts — before filtering, or only the passing ones when the
     developer refills."""
+    if not count.any():
+        return _empty(), _empty()
     refill = p.refill[rows] & _filters(p, rows, tag)
     kept, drawn = [], []
     plain = np.flatnonzero(~refill)
@@ -253,7 +255,7 @@ def _draw_real(
     """Real data sets (original, public): distinct items while the set is large enough, else with
     replacement (a developer that needs more items than its set holds)."""
     count = np.maximum(count, 0)
-    if block.size == 0:
+    if block.size == 0 or not count.any():
         return _empty()
     repeat = count > block.size
     g, off = distinct(np.full(len(rows), block.size), np.where(repeat, 0, count), rng)
@@ -320,6 +322,8 @@ def _passes(a: Acquired, p: Policies, s: Sources, rng: np.random.Generator) -> n
 
 
 def _filter(a: Acquired, p: Policies, s: Sources, rng: np.random.Generator) -> Acquired:
+    if np.isnan(p.tpr).all() and np.isnan(p.keep_correct).all():  # no developer filters anything
+        return a
     return _take(a, np.flatnonzero(_passes(a, p, s, rng)))
 
 

@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -38,6 +38,9 @@ from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
 from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
 from ecosystem.scenario import Scenario, output_folder
+
+if TYPE_CHECKING:
+    from ecosystem.run import Summary
 
 DEFAULT_RUNNER = "ecosystem.run:run_scenario"
 # "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
@@ -95,7 +98,7 @@ def run_sweep(
     address: str | None = None,
     resume: bool = True,
     progress: bool = True,
-    figures: bool = False,
+    figures: Summary | None = None,
     runner: Runner = DEFAULT_RUNNER,
     gpus_per_run: float = 0.25,
 ) -> SweepResult:
@@ -104,9 +107,9 @@ def run_sweep(
     Every run is validated before anything is written (a bad design value raises ``ScenarioError``).
     ``resume=False`` refuses a folder that already holds a sweep instead of continuing it. Runs asking for
     ``cuda`` (or ``auto`` where there are GPUs) take ``gpus_per_run`` of a GPU (Ray, or the process backend's
-    own GPU slots). Each run's
-    ``summary.png`` is drawn only with ``figures=True``: for small runs the figure costs several times the
-    simulation, and a sweep is read through its frame (``analysis.sweep_frame``).
+    own GPU slots). Each run's ``summary.png`` is drawn only when ``figures`` is given (a callable drawing
+    into a run folder): for small runs the figure costs several times the simulation, and a sweep is read
+    through its frame (``analysis.sweep_frame``).
     """
     start = time.perf_counter()
     if backend not in BACKENDS:
@@ -161,7 +164,7 @@ class Task:
     scenario: Scenario
     runs_dir: str
     runner: Runner
-    figures: bool = False
+    figures: Summary | None = None
 
 
 def execute(task: Task) -> dict[str, Any]:

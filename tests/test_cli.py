@@ -59,10 +59,10 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
 
 def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     path = write(tmp_path, tiny())
-    first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", cwd=tmp_path)
+    first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", "--threads", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "wrote" in first.stdout
-    again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", cwd=tmp_path)
+    again = ecosim("run", str(path), "--out", str(tmp_path / "b"), "-q", "--threads", "2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     a, b = tmp_path / "a", tmp_path / "b"
     for name in ("scenario.yaml", "model.parquet", "agents.parquet", "divergence.npz", "network.edgelist",
@@ -76,8 +76,10 @@ def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     assert len(agents) == 3 * 4 and set(agents["developer"]) == {0, 1, 2, 3}
     assert {"nll", "nll_a", "nll_b", "distance", "variance", "divergence", "train_synthetic_share",
             "pool_synthetic_share", "pool_lineage_depth"} <= set(model.columns)
-    meta = json.loads((a / "meta.json").read_text())
+    meta = json.loads((a / "meta.json").read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN
+    assert meta["reference"]["baseline_nll"] is None and meta["reference"]["reference_nll"] > 0
     assert meta["seed"] == 3 and meta["developers"] == 4 and len(meta["timings"]["per_step_s"]) == 3
+    assert meta["threads"] == 1 and json.loads((b / "meta.json").read_text())["threads"] == 2
     assert (a / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The resolved scenario reloads to the same scenario.
     resolved = ecosim("validate", str(a / "scenario.yaml"), cwd=tmp_path)

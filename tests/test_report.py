@@ -17,6 +17,7 @@ from analysis.report import analyze, theory_curve
 from ecosystem.run import run_scenario
 from ecosystem.scenario import validate_scenario
 from ecosystem.sweep import run_sweep
+from tests.conftest import tiny
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -132,8 +133,9 @@ def test_report_from_a_real_sweep(sweep_dir, tmp_path):
     # Network statistics are fitted within each level of the non-network axis: 4 runs per fit.
     fits = pd.read_csv(out / "network_effects.csv")
     assert {"spectral_gap", "density"} <= set(fits["x"]) and set(fits.loc[fits["y"] == "divergence", "n"]) == {4}
-    fixed = fits.columns[: fits.columns.get_loc("x")].tolist()  # synthetic or human_fresh: they move together
-    assert len(fixed) == 1 and fixed[0].startswith("developers.data.") and fits[fixed[0]].nunique() == 2
+    fixed = fits.columns[: fits.columns.get_loc("x")].tolist()  # the swept mapping is one factor, as designed
+    assert fixed == ["developers.data"]
+    assert set(fits[fixed[0]]) == {"human_fresh=0.5, synthetic=0.5", "human_fresh=0.1, synthetic=0.9"}
     # complete against ring (the first level), paired on replication, one contrast per share: 2 pairs each.
     contrasts = pd.read_csv(out / "contrasts.csv")
     contrasts = contrasts[contrasts["metric"] == "divergence"].set_index(fixed[0])
@@ -153,7 +155,7 @@ def test_theory_overlay_is_the_closed_form():
     }).model_dump(mode="json")
     replace = theory_curve(scenario, steps)
     np.testing.assert_allclose(replace["variance"], spread**2 * ((m - 1) / m) ** steps)
-    assert replace["variance"].iloc[9] == pytest.approx(spread**2 * 0.5987, abs=1e-4)  # science.md item 1
+    assert replace["variance"].iloc[9] == pytest.approx(spread**2 * 0.5987, abs=1e-4)  # Shumailov et al. 2024
 
     scenario["developers"]["data"]["retention"] = "accumulate"
     accumulate = theory_curve(scenario, steps)
@@ -183,3 +185,28 @@ def test_no_overlay_without_a_closed_form(change):
         node = node[part]
     node[key] = value
     assert theory_curve(scenario, np.arange(1, 4)) is None
+
+
+def test_every_swept_path_is_a_factor_whatever_its_values(tmp_path):
+    """null, mappings, lists, strings and numbers: each swept path is an axis with readable levels."""
+    base = tiny(steps=2)
+    base["network"] = {"kind": "complete"}
+    base["developers"]["data"] = {"synthetic": 0.8, "human_fresh": 0.2}
+    base["sweep"] = {"grid": {"developers.data.detector": [None, {"tpr": 0.8, "fpr": 0.05}],
+                              "developers.groups": [[2, 2], [1, 3]],
+                              "network.kind": ["complete", "star"],
+                              "developers.train.samples": [10, 20]}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(base))
+    result = run_sweep(tmp_path / "sweep.yaml", out=tmp_path / "out", backend="serial", progress=False)
+    assert result.counts["done"] == 16
+    report = analyze(tmp_path / "out", tmp_path / "report")
+    conds = pd.read_csv(tmp_path / "report" / "conditions.csv")
+    axes = ["network.kind", "developers.data.detector", "developers.groups", "developers.train.samples"]
+    assert set(axes) <= set(conds.columns)
+    divergence = conds[conds["metric"] == "divergence"]
+    assert len(divergence) == 16 and (divergence["n"] == 1).all()
+    assert set(divergence["developers.data.detector"]) == {"none", "fpr=0.05, tpr=0.8"}
+    assert set(divergence["developers.groups"]) == {"[2, 2]", "[1, 3]"}
+    assert set(divergence["developers.train.samples"]) == {10, 20}
+    text = report.read_text()
+    assert "detector=none" in text and "detector=fpr=0.05, tpr=0.8" in text and "groups=[1, 3]" in text

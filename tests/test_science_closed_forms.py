@@ -1,4 +1,5 @@
-"""science.md items 1, 2 and 4 reproduced through the real agents, data policy and families.
+"""The closed forms of Shumailov et al. 2024, Kazdan et al. 2024 and Vu et al. 2025 (Thm 1), reproduced
+through the real agents, data policy and families.
 
 Each check compares a Monte Carlo mean with its closed form within a few standard errors of that mean,
 estimated from the same replications.
@@ -54,7 +55,7 @@ def assert_mc_close(samples: np.ndarray, expected: np.ndarray) -> None:
 
 
 def test_replace_mle_variance_decays_geometrically():
-    # science.md item 1: E[σ̂²_n] = σ²((M−1)/M)^n; M = 20 gives 0.5987σ² at fit 10, 0.3585σ² at fit 20.
+    # Shumailov et al. 2024: E[σ̂²_n] = σ²((M−1)/M)^n; M = 20 gives 0.5987σ² at fit 10, 0.3585σ² at fit 20.
     variances, means = gaussian_chains("replace", m=20, steps=20, chains=1500, seed=1)
     steps = np.arange(1, 21)
     assert_mc_close(variances, gaussian_replace_variance(20, steps))
@@ -65,7 +66,7 @@ def test_replace_mle_variance_decays_geometrically():
 
 
 def test_accumulate_mle_variance_does_not_collapse():
-    # science.md item 2: E[σ̂²_t] = σ² ∏_{k≤t}(1 − 1/(k²n)) → σ² sin(π/√n)/(π/√n) = 0.8434σ² for n = 10.
+    # Kazdan et al. 2024, Thm 1: E[σ̂²_t] = σ² ∏_{k≤t}(1 − 1/(k²n)) → σ² sin(π/√n)/(π/√n) = 0.8434σ² for n = 10.
     variances, _ = gaussian_chains("accumulate", m=10, steps=15, chains=1500, seed=2)
     assert_mc_close(variances, gaussian_accumulate_variance(10, np.arange(1, 16)))
     replace, _ = gaussian_chains("replace", m=10, steps=15, chains=400, seed=3)
@@ -104,7 +105,7 @@ def theory_for(model: EcosystemModel, alpha: float, beta: float, steps: int):
 
 @pytest.mark.parametrize("network", [{"kind": "complete"}, {"kind": "star"}], ids=["uniform", "star-W"])
 def test_vu_theorem_1_mean_and_covariance(network):
-    # science.md item 4: the stacked estimates have mean M_t and covariance C_t (Vu et al. 2025, Thm 1),
+    # the stacked estimates have mean M_t and covariance C_t (Vu et al. 2025, Thm 1),
     # with the graph's reading matrix W in place of uniform mixing for the star.
     alpha, beta, reps, steps = 0.5, 0.5, 400, 4
     model, thetas = linear_runs(network, alpha, beta, reps, steps=steps)

@@ -1,4 +1,5 @@
-"""science.md items 5, 6, 8 and 9: direction and order of published patterns, through the paper scenarios.
+"""Shumailov et al. 2024, Briesch et al. 2023, Vu et al. 2025 and the minority question: direction and
+order of published patterns, through the paper scenarios.
 
 Each test runs a scenario file from ``scenarios/papers/`` with the sizes scaled down (and a bigram family,
 whose fit is exact and fast, in place of the scenario's tiny transformer where noted), so that it fits in

@@ -20,6 +20,7 @@ class Family(Protocol):
     kind: str
     describe_names: tuple[str, ...]  # the per-developer metrics `describe` returns
     probe_limited: bool  # `divergence` compares on `metrics.probes` held-out items (else on all of them)
+    additive: bool  # `fit` depends on the data only through `statistics` (then the next three methods exist)
 
     def init(self, n: int, generator: torch.Generator) -> Any:
         """The initial state of ``n`` developers' models (random weights or an uninformed prior)."""
@@ -30,6 +31,15 @@ class Family(Protocol):
         Returns the new state; ``state`` is the previous generation (fine-tuning starts from it). A developer
         whose weights are all zero keeps its previous model.
         """
+
+    def statistics(self, items: torch.Tensor, weights: torch.Tensor) -> Any:
+        """Additive families: the statistics of each developer's items ``(N, B, *item)`` that `fit` needs."""
+
+    def combine(self, a: Any, b: Any) -> Any:
+        """Additive families: the statistics of the union of two sets of items."""
+
+    def fit_statistics(self, state: Any, stats: Any) -> Any:
+        """Additive families: `fit` from statistics (a developer with no data keeps its model)."""
 
     def sample(
         self,

@@ -23,8 +23,17 @@ class GaussianState:
     cov: torch.Tensor  # (N, D, D)
 
 
+@dataclass
+class GaussianStatistics:
+    total: torch.Tensor  # (N,) Σw
+    squares: torch.Tensor  # (N,) Σw²
+    mean: torch.Tensor  # (N, D) Σw x / Σw
+    scatter: torch.Tensor  # (N, D, D) Σw (x − mean)(x − mean)ᵀ
+
+
 class GaussianFamily:
     kind = "gaussian"
+    additive = True  # the fit needs only additive statistics: a growing set is fitted from running ones
 
     def __init__(self, spec: GaussianFamilySpec, dim: int, device: torch.device) -> None:
         self.spec, self.dim, self.device = spec, dim, device
@@ -36,16 +45,34 @@ class GaussianFamily:
     def fit(
         self, state: GaussianState, items: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
     ) -> GaussianState:
+        return self.fit_statistics(state, self.statistics(items, weights))
+
+    def statistics(self, items: torch.Tensor, weights: torch.Tensor) -> GaussianStatistics:
+        """Weighted count, sum of squared weights, mean and centred scatter of each developer's items."""
         w = weights.to(items.dtype)  # (N, B)
         total = w.sum(1)  # (N,)
-        mean = torch.einsum("nb,nbd->nd", w, items) / total.clamp_min(1e-300)[:, None]
+        mean = torch.bmm(w[:, None, :], items)[:, 0] / total.clamp_min(1e-300)[:, None]  # (N, D)
         centred = items - mean[:, None, :]  # (N, B, D)
-        scatter = torch.einsum("nb,nbi,nbj->nij", w, centred, centred)
-        dof = total - (w**2).sum(1) / total.clamp_min(1e-300) if self.spec.estimator == "unbiased" else total
-        cov = scatter / dof.clamp_min(1e-300)[:, None, None]
-        keep = total <= 0  # no data: keep the previous model
+        scatter = torch.bmm((centred * w[..., None]).transpose(1, 2), centred)  # (N, D, D)
+        return GaussianStatistics(total, (w**2).sum(1), mean, scatter)
+
+    def combine(self, a: GaussianStatistics, b: GaussianStatistics) -> GaussianStatistics:
+        """The statistics of the union of two sets (Chan, Golub & LeVeque 1979: the pairwise update of the
+        mean and the centred scatter, exact and without the cancellation of raw moments)."""
+        total = a.total + b.total
+        share = (b.total / total.clamp_min(1e-300))[:, None]  # (N, 1)
+        delta = b.mean - a.mean  # (N, D)
+        cross = (a.total * share[:, 0])[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        return GaussianStatistics(total, a.squares + b.squares, a.mean + share * delta, a.scatter + b.scatter + cross)
+
+    def fit_statistics(self, state: GaussianState, stats: GaussianStatistics) -> GaussianState:
+        """MLE (or unbiased) mean and covariance from the statistics; no data keeps the previous model."""
+        total = stats.total
+        dof = total - stats.squares / total.clamp_min(1e-300) if self.spec.estimator == "unbiased" else total
+        cov = stats.scatter / dof.clamp_min(1e-300)[:, None, None]
+        keep = total <= 0
         return GaussianState(
-            torch.where(keep[:, None], state.mean, mean), torch.where(keep[:, None, None], state.cov, cov)
+            torch.where(keep[:, None], state.mean, stats.mean), torch.where(keep[:, None, None], state.cov, cov)
         )
 
     def sample(
@@ -59,7 +86,7 @@ class GaussianFamily:
         prompts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         # p(x)^(1/T) of a Gaussian is a Gaussian with T times the covariance.
-        root = sqrtm_psd(state.cov * temperature)  # (N, D, D)
+        root = covariance_factor(state.cov * temperature)  # (N, D, D)
         z = torch.randn(state.mean.shape[0], k, self.dim, generator=generator, dtype=torch.float64,
                         device=self.device)
         return state.mean[:, None, :] + torch.einsum("nij,nkj->nki", root, z)  # (N, k, D)
@@ -113,6 +140,18 @@ def _trace_sqrt(m: torch.Tensor) -> torch.Tensor:
         det = (m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]).clamp_min(0.0)
         return (m[..., 0, 0] + m[..., 1, 1] + 2 * det.sqrt()).clamp_min(0.0).sqrt()
     return torch.linalg.eigvalsh(m).clamp_min(0.0).sqrt().sum(-1)
+
+
+def covariance_factor(cov: torch.Tensor) -> torch.Tensor:
+    """A factor L with L Lᵀ = Σ for sampling: Cholesky where Σ is positive definite, the symmetric square
+    root where it is singular (a collapsed model)."""
+    if cov.shape[-1] == 1:
+        return cov.clamp_min(0.0).sqrt()
+    factor, info = torch.linalg.cholesky_ex(cov)
+    singular = info != 0
+    if singular.any():
+        factor[singular] = sqrtm_psd(cov[singular])
+    return factor
 
 
 def sqrtm_psd(cov: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ class LinearState:
 
 class LinearFamily:
     kind = "linear"
+    additive = False  # no fit from running statistics (see Family.additive)
 
     def __init__(self, spec: LinearFamilySpec, dim: int, device: torch.device) -> None:
         self.spec, self.dim, self.device = spec, dim, device  # dim = number of features D

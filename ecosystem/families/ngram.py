@@ -33,6 +33,7 @@ class NgramFamily:
     """Unigram, bigram or trigram models, one per developer, fitted and sampled as tensor ops."""
 
     kind = "ngram"
+    additive = True  # a table is its counts: a growing set is fitted from running counts
 
     def __init__(
         self, spec: NgramFamilySpec, vocab_size: int, seq_len: int, train: TrainSpec, device: torch.device
@@ -61,11 +62,22 @@ class NgramFamily:
         self, state: NgramState, items: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
     ) -> NgramState:
         """Smoothed weighted counts of ``items (N, B, T)`` with ``weights (N, B)``; from this data only."""
-        # In place: an order-3 table of 256 developers is 118 MB, and each fresh copy costs page faults.
-        counts = self._counts(items, weights.to(torch.float32)).add_(self.spec.smoothing)  # (N, C, V)
-        totals = counts.sum(-1, keepdim=True)  # (N, C, 1)
-        logp = counts.log_().sub_(totals.log_()).view(self._table_shape(items.shape[0]))
-        idle = ~(weights > 0).any(1)  # (N,)
+        return self.fit_statistics(state, self.statistics(items, weights))
+
+    def statistics(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The weighted counts ``c(context, next)`` ``(N, C, V)``: all a table's fit needs, and additive."""
+        return self._counts(items, weights.to(torch.float32))
+
+    def combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    def fit_statistics(self, state: NgramState, counts: torch.Tensor) -> NgramState:
+        """``p(next | context) = (c + α) / (c(context) + V α)``; a developer without data keeps its table."""
+        smoothed = counts + self.spec.smoothing  # (N, C, V); the counts themselves stay as they are
+        totals = smoothed.sum(-1, keepdim=True)  # (N, C, 1)
+        # In place from here: an order-3 table of 256 developers is 118 MB, and each copy costs page faults.
+        logp = smoothed.log_().sub_(totals.log_()).view(self._table_shape(counts.shape[0]))
+        idle = counts.flatten(1).sum(1) <= 0  # (N,)
         logp[idle] = state.logp[idle]
         return NgramState(logp)
 

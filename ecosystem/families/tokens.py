@@ -15,8 +15,7 @@ import torch
 
 def chunk_elements(device: torch.device) -> int:
     """Elements of the largest temporary a family makes at once: 16 MiB of float32 on CPU, below glibc's
-    32 MiB mmap threshold so that chunks reuse memory instead of mapping it afresh (shared/design.md,
-    performance notes); 1 GiB on a GPU."""
+    32 MiB mmap threshold so that chunks reuse memory instead of mapping it afresh; 1 GiB on a GPU."""
     return 1 << 22 if device.type == "cpu" else 1 << 28
 
 

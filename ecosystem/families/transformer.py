@@ -11,7 +11,7 @@ matmuls (``torch.bmm``), so one kernel call serves a whole block of developers. 
 is elementwise, so this is exactly N separate optimizers (``looped.py`` is that reference, and the tests
 hold the two to the same numbers).
 
-Memory is what makes batching slow on CPU (shared/design.md, performance notes): a tensor above glibc's
+Memory is what makes batching slow on CPU: a tensor above glibc's
 mmap threshold is mapped and unmapped on every step, and a freed heap is trimmed, so each step pays page
 faults. Hence developers go through in blocks whose widest activation stays within a 16 MiB chunk, the
 allocator is asked to keep freed memory (``keep_freed_memory``), and the LM head and its cross-entropy are
@@ -330,6 +330,7 @@ class TransformerFamily:
     """Tiny causal LMs of every developer, trained and sampled together."""
 
     kind = "transformer"
+    additive = False  # no fit from running statistics (see Family.additive)
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -129,3 +130,16 @@ class CommunityMixture(World):
 
     def heldout(self) -> Batch:
         return self._heldout
+
+    def log_prob_concepts(self, items: torch.Tensor) -> torch.Tensor:
+        """``(..., C)``: log p(items | concept c) for every concept."""
+        raise NotImplementedError
+
+    def reference(self) -> dict[str, float]:
+        """The truth's own NLL of the held-out set, each item under the distribution of the community that
+        wrote it (a community that writes nothing new still has held-out items: the overall mixture may
+        give them no weight at all)."""
+        held = self.heldout()
+        logw = self._community_weights.to(held.items.device).log()  # (K, C)
+        logp = torch.logsumexp(self.log_prob_concepts(held.items) + logw[held.communities], -1)  # (M,)
+        return {"reference_nll": float(-logp.double().mean()), "baseline_nll": math.nan}

@@ -1,7 +1,7 @@
 """A world of concept clusters: isotropic Gaussians in ``dim`` dimensions, mixed by the communities.
 
 With one concept it is the single Gaussian N(μ, σ²I) of the model-collapse closed forms (Shumailov et al.,
-Nature 2024; Kazdan et al. 2024): science.md items 1 and 2.
+Nature 2024; Kazdan et al. 2024).
 """
 
 from __future__ import annotations
