@@ -40,7 +40,7 @@ from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
 from ecosystem.processes import remove_stale, temporary
 from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
-from ecosystem.scenario import Scenario
+from ecosystem.scenario import Scenario, output_folder
 
 if TYPE_CHECKING:
     from ecosystem.run import Summary
@@ -125,7 +125,9 @@ def run_sweep(
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
     design = load_design(path)
     runs = expand(design)
-    folder = Path(out) if out is not None else Path.cwd() / "sweeps" / design.name
+    folder = Path(out) if out is not None else output_folder(Path.cwd() / "sweeps", design.name)
+    if backend == "ray" and address is not None:
+        _check_reachable(address)  # before anything is written
     base = yaml.safe_dump(design.base, sort_keys=True)  # the base scenario as this invocation reads it
     if (folder / BASE).is_file() and (folder / BASE).read_text() != base and not force:
         raise FileExistsError(f"{folder}: the base scenario changed since this sweep began (kept in {BASE}); "
@@ -256,6 +258,21 @@ class _Manifest(Manifest):
             elif self.latest.get(run.id, {}).get("status") != "done":
                 self.add(run, None, {"status": "done", "error": None, "recovered": True})
         return todo
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a Ray address (``host:port`` or ``ray://host:port``) that nothing answers on; ``auto`` and
+    ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address: must be host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RuntimeError(f"--address: no Ray cluster answers at {address} ({err.strerror or err}); "
+                           "nothing was written") from None
 
 
 @contextlib.contextmanager
