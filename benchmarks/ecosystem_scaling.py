@@ -124,61 +124,72 @@ def memory(family: str, n: int, device: str) -> dict[str, float]:
 # ── Kazdan et al.'s grid: ecosim vs the per-chain numpy loop ──────────────────────────────────────────
 
 
-def kazdan_scenario(d: int, n: int, retention: str, chains: int, fits: int):
+LEAN = {"measure": ["model"], "pairwise": "none"}  # what the loop computes: each chain's fitted variance
+
+
+def kazdan_scenario(d: int, n: int, retention: str, chains: int, fits: int, metrics: dict | None = None):
     return validate_scenario({
         "steps": fits, "device": "cpu", "world": {"kind": "gaussian", "dim": d, "concepts": 1},
+        "metrics": metrics or {},
         "developers": {"count": chains, "train": {"samples": n}, "publish": {"samples": n},
                        "data": {"synthetic": 1.0, "retention": retention}},
         "network": {"kind": "empty", "self_loops": True}})
 
 
-def ecosim_chains(d: int, n: int, retention: str, chains: int, fits: int) -> float:
-    m = EcosystemModel(kazdan_scenario(d, n, retention, chains, fits))
+def ecosim_chains(d: int, n: int, retention: str, chains: int, fits: int, metrics: dict | None = None) -> np.ndarray:
+    """Each chain's final fitted variance per dimension."""
+    m = EcosystemModel(kazdan_scenario(d, n, retention, chains, fits, metrics))
     for _ in range(fits):
         m.step()
-    return float(np.nanmean(m.history[-1]["distance"])) if "distance" in m.history[-1] else float("nan")
+    return np.asarray(m.history[-1]["variance"])
 
 
-def loop_chains(d: int, n: int, retention: str, chains: int, fits: int, seed: int) -> float:
+def loop_chains(d: int, n: int, retention: str, chains: int, fits: int, seed: int) -> np.ndarray:
     """Each chain its own numpy Gaussian: fit (MLE mean, covariance), sample n, keep data by retention."""
     rng = np.random.default_rng(seed)
     finals = []
     for _ in range(chains):
-        data = rng.standard_normal((n, d))
-        held = data
+        history = [rng.standard_normal((n, d))]  # everything gathered so far, real data first
+        held = history[0]
         for _ in range(fits):
             mean, cov = held.mean(0), np.atleast_2d(np.cov(held, rowvar=False, bias=True))
-            new = rng.multivariate_normal(mean, cov, size=n)
+            history.append(rng.multivariate_normal(mean, cov, size=n))
             if retention == "replace":
-                held = new
+                held = history[-1]
             elif retention == "accumulate":
-                held = np.concatenate([held, new])
-            else:
-                pool = np.concatenate([held, new])
-                held = pool[rng.choice(len(pool), size=n, replace=False)]
-        finals.append(float(np.sum(mean**2) + np.trace(cov)))
-    return float(np.mean(finals))
+                held = np.concatenate(history)
+            else:  # a fresh subsample of size n of everything gathered (Kazdan et al.)
+                everything = np.concatenate(history)
+                held = everything[rng.choice(len(everything), size=n, replace=False)]
+        finals.append(float(np.trace(cov)) / d)
+    return np.array(finals)
 
 
-def kazdan(chains: int, fits: int, repeats: int) -> list[dict]:
+def kazdan(chains: int, fits: int, repeats: int, metrics: dict | None = None) -> list[dict]:
+    """Time and final variance of both, per cell; the variances agree when their difference is within a
+    few standard errors (each over the chains of all repeats)."""
     torch.set_num_threads(1)
     out = []
     for d in (1, 10):
         for n in (10, 100):
             for retention in ("replace", "accumulate", "accumulate_subsample"):
-                ours, loop = [], []
+                ours, loop, ours_v, loop_v = [], [], [], []
                 for r in range(repeats):  # interleaved
                     start = time.perf_counter()
-                    ecosim_chains(d, n, retention, chains, fits)
+                    ours_v.append(ecosim_chains(d, n, retention, chains, fits, metrics))
                     ours.append(time.perf_counter() - start)
                     start = time.perf_counter()
-                    loop_chains(d, n, retention, chains, fits, r)
+                    loop_v.append(loop_chains(d, n, retention, chains, fits, r))
                     loop.append(time.perf_counter() - start)
+                a, b = np.concatenate(ours_v), np.concatenate(loop_v)
+                se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
                 row = {"d": d, "n": n, "retention": retention, "ecosim_s": statistics.median(ours),
-                       "loop_s": statistics.median(loop)}
+                       "loop_s": statistics.median(loop), "ecosim_variance": float(a.mean()),
+                       "loop_variance": float(b.mean()), "z": float((a.mean() - b.mean()) / se) if se else 0.0}
                 row["speedup"] = row["loop_s"] / row["ecosim_s"]
                 print(f"| {d} | {n} | {retention} | {row['ecosim_s']:.2f} | {row['loop_s']:.2f} | "
-                      f"{row['speedup']:.2f}× |", flush=True)
+                      f"{row['speedup']:.2f}× | {row['ecosim_variance']:.4g} | {row['loop_variance']:.4g} | "
+                      f"{row['z']:+.1f} |", flush=True)
                 out.append(row)
     return out
 
@@ -194,6 +205,9 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--graphs", default=",".join(GRAPHS))
     parser.add_argument("--skip-kazdan", action="store_true")
+    parser.add_argument("--kazdan-metrics", choices=["default", "lean"], default="lean",
+                        help="lean: measure only what the loop computes (the fitted variance); default: the "
+                             "scenario's default metrics section")
     parser.add_argument("--out", default="benchmarks/ecosystem_scaling.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -213,10 +227,14 @@ def main() -> None:
                       + f" | {t['total']:.3f} |", flush=True)
     results["memory"] = memory("gaussian", 64 if args.quick else 256, args.device)
     print("memory (gaussian, replace):", results["memory"], flush=True)
-    print("| d | n | retention | ecosim s | loop s | loop / ecosim |\n|---|---|---|---|---|---|")
     if not args.skip_kazdan:
+        print("| d | n | retention | ecosim s | loop s | loop / ecosim | ecosim variance | loop variance | z |\n"
+              "|---|---|---|---|---|---|---|---|---|")
         results["kazdan"] = kazdan(chains=20 if args.quick else 100, fits=10 if args.quick else 50,
-                                   repeats=1 if args.quick else 3)
+                                   repeats=1 if args.quick else 3,
+                                   metrics=LEAN if args.kazdan_metrics == "lean" else None)
+        ours, loop = (sum(r[k] for r in results["kazdan"]) for k in ("ecosim_s", "loop_s"))
+        print(f"whole grid: ecosim {ours:.2f} s, loop {loop:.2f} s, loop / ecosim {loop / ours:.2f}×")
     Path(args.out).write_text(json.dumps(results, indent=1))
 
 

@@ -6,16 +6,27 @@ exit status 2, no traceback, and nothing written.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ecosystem.network import NetworkError, build_network
+from ecosystem.network import NetworkError, read_edge_list
 from ecosystem.processes import exit_code, terminate_as_interrupt
 from ecosystem.results import ResultsError
-from ecosystem.scenario import Scenario, ScenarioError, load_scenario
-from ecosystem.seeding import Seeds
+from ecosystem.scenario import (
+    MEMORY_ENV,
+    EdgeListNet,
+    Scenario,
+    ScenarioError,
+    SweepSpec,
+    load_scenario,
+    output_folder,
+    read_yaml,
+    scenario_warnings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ecosim: a laboratory for generative models that train on each other's outputs.")
@@ -29,21 +40,97 @@ def fail(message: str) -> typer.Exit:
 
 
 def check(path: Path) -> Scenario:
-    """Load and validate a scenario, including what only building it can check (an edge-list's content)."""
+    """Load and validate a scenario, including what only reading it can check (an edge-list's content);
+    nothing large is built (not the network itself)."""
     try:
         scenario = load_scenario(path)
-        build_network(scenario.network, scenario.developers.count, Seeds.from_root(scenario.seed).network,
-                      scenario.developers.groups)
+        _check_edges([scenario])
     except (ScenarioError, NetworkError) as err:
         raise fail(str(err)) from None
+    _warn([scenario])
     return scenario
+
+
+def _check_edges(scenarios: list[Scenario]) -> None:
+    read = set()
+    for s in scenarios:
+        key = (getattr(s.network, "path", None), s.developers.count)
+        if isinstance(s.network, EdgeListNet) and key not in read:
+            read_edge_list(Path(s.network.path), s.developers.count)
+            read.add(key)
+
+
+def _warn(scenarios: list[Scenario]) -> None:
+    for warning in dict.fromkeys(w for s in scenarios for w in scenario_warnings(s)):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _is_design(path: Path) -> bool:
+    """Whether ``path`` holds a sweep: a scenario with a ``sweep:`` section, or a sweep file (``base:``)."""
+    try:
+        data = read_yaml(path, "scenario file")
+    except ScenarioError as err:
+        raise fail(str(err)) from None
+    return isinstance(data, dict) and (data.get("sweep") is not None or bool(data.keys() & {"base",
+                                                                                            *SweepSpec.model_fields}))
 
 
 @app.command()
 def validate(file: FileArg) -> None:
-    """Check a scenario file: prints `ok`, or one line naming the field that is wrong."""
-    check(file)
-    typer.echo("ok")
+    """Check a scenario or sweep file: prints `ok`, or one line naming the field that is wrong.
+
+    A sweep (a `sweep:` section, or a sweep file with `base:`) is expanded and every run of it checked.
+    """
+    if not _is_design(file):
+        check(file)
+        typer.echo("ok")
+        return
+    from ecosystem.design import expand, load_design
+
+    try:
+        design = load_design(file)
+        runs = expand(design)
+        _check_edges([run.scenario for run in runs])
+    except (ScenarioError, NetworkError) as err:
+        raise fail(str(err)) from None
+    _warn([run.scenario for run in runs])
+    typer.echo(f"ok: {_design_size(design.sweep)}")
+
+
+def _design_size(sweep: SweepSpec) -> str:
+    points, runs = sweep.size()
+    r = sweep.replications
+    return (f"{runs:,} run{'s' * (runs > 1)} ({points:,} design point{'s' * (points > 1)} × {r:,} "
+            f"replication{'s' * (r > 1)})")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or an allocator's error from torch (CPU or CUDA)."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "alloc" in text.split(":")[0]))
+
+
+def _os_error(err: OSError, option: str) -> str:
+    if err.strerror and err.filename:
+        return f"{option}: cannot write {err.filename}: {err.strerror}"
+    return f"{option}: {' '.join(str(err).split())}"
+
+
+@contextlib.contextmanager
+def _no_orphans(out: Path) -> Iterator[None]:
+    """Remove the folders above ``out`` that a failed command created and left empty (e.g. ``runs/``)."""
+    out = out.absolute()
+    missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 @app.command()
@@ -65,17 +152,29 @@ def run(
     if scenario.sweep is not None:
         typer.echo(f"note: {file} has a sweep section; running its base scenario once "
                    f"(`ecosim sweep {file}` runs the design)", err=True)
-    out = out or _free_folder(Path("runs") / scenario.name)
+    try:
+        out = out or _free_folder(output_folder("runs", scenario.name))
+    except ScenarioError as err:
+        raise fail(str(err)) from None
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out: {out} is a file; give a folder")
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        with terminate_as_interrupt():
+        with _no_orphans(out), terminate_as_interrupt():
             folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the temporary folder is gone
         typer.echo("interrupted: nothing was written", err=True)
         raise typer.Exit(code=exit_code(err)) from None
+    except OSError as err:  # the output folder: unwritable, a file in the way, a full disk
+        raise fail(_os_error(err, "--out")) from None
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        raise fail(f"out of memory running {file}: lower the sizes in the scenario (the limit it was "
+                   f"validated against is set by {MEMORY_ENV})") from None
     typer.echo(f"wrote {folder}")
 
 
@@ -89,20 +188,34 @@ def sweep(
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (ray backend)")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume",
                                          help="skip finished runs; --no-resume refuses an existing sweep")] = True,
+    force: Annotated[bool, typer.Option("--force", help="extend this sweep even if its base scenario changed")
+                     ] = False,
     figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
     from analysis.summary import write_summary
+    from ecosystem.design import load_design
     from ecosystem.sweep import run_sweep
 
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
+        design = load_design(file)
+    except ScenarioError as err:
+        raise fail(str(err)) from None
+    typer.echo(f"sweep {design.name}: {_design_size(design.sweep)}")  # before the design is expanded
+    try:
         with terminate_as_interrupt():
             result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                               progress=not quiet, figures=write_summary if figures else None)
-    except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
+                               force=force, progress=not quiet, figures=write_summary if figures else None)
+    except (FileNotFoundError, FileExistsError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:  # the sweep folder: unwritable, a file in the way, a full disk
+        raise fail(_os_error(err, "--out")) from None
+    except MemoryError:
+        raise fail(f"out of memory expanding or running {file}") from None
+    except (ScenarioError, NetworkError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
         typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
@@ -124,10 +237,14 @@ def analyze(
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
+    if out is not None and out.exists() and not out.is_dir():
+        raise fail(f"--out: {out} is a file; give a folder")
     try:
         report = build_report(folder, out)
     except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
+    except OSError as err:  # the report folder: unwritable, a full disk
+        raise fail(_os_error(err, "--out")) from None
     typer.echo(f"wrote {report}")
 
 

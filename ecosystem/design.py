@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import ValidationError
 
-from ecosystem.scenario import Scenario, ScenarioError, SweepSpec, validate_scenario
+from ecosystem.scenario import Name, Scenario, ScenarioError, SweepSpec, check_name, read_yaml, validate_scenario
 
 
 class SweepFile(SweepSpec):
     """A sweep kept apart from its scenario: ``base`` (path relative to this file) plus a SweepSpec."""
 
     base: str
-    name: str | None = None  # the sweep's name; default: the file's stem
+    name: Name | None = None  # the sweep's name; default: the file's stem
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,11 @@ def load_design(path: str | Path) -> Design:
         if base.get("sweep") is not None:
             raise ScenarioError(f"{path}: base {spec.base} has its own sweep: section; keep one design")
         sweep = SweepSpec.model_validate(spec.model_dump(exclude={"base", "name"}))
+        if spec.name is None:
+            try:
+                check_name(path.stem)
+            except ValueError as err:
+                raise ScenarioError(f"{path}: name: the file name is not a safe sweep name: {err}") from None
         return Design(spec.name or path.stem, base, base_path.parent, sweep, text)
     scenario = validate_scenario(data, base_dir=path.parent)
     if scenario.sweep is None:
@@ -232,12 +236,7 @@ def _describe(params: dict[str, Any]) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ScenarioError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"{path}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: must be a mapping of fields, got {type(data).__name__}")
     return data
@@ -249,7 +248,7 @@ def _validate_sweep_file(data: dict[str, Any], path: Path) -> SweepFile:
     except ValidationError as err:
         e = err.errors(include_url=False)[0]
         head = e["loc"][0] if e["loc"] else ""
-        if head in SweepSpec.model_fields:
+        if head in SweepSpec.model_fields or not e["loc"]:
             # The design keys read exactly like a scenario's own sweep: section, so say it in its words.
             validate_scenario({"sweep": {k: data[k] for k in SweepSpec.model_fields if k in data}})
         if e["type"] == "extra_forbidden":
@@ -257,5 +256,7 @@ def _validate_sweep_file(data: dict[str, Any], path: Path) -> SweepFile:
             raise ScenarioError(f"{path}: {head}: unknown field; allowed: {allowed}") from None
         if e["type"] == "missing":
             raise ScenarioError(f"{path}: {head}: required field is missing") from None
+        if e["type"] == "value_error":  # e.g. an unsafe name: the message says what it got
+            raise ScenarioError(f"{path}: {head}: {e['msg'].removeprefix('Value error, ')}") from None
         text = e["msg"].replace("Input should be", "must be")
         raise ScenarioError(f"{path}: {head}: {text}, got {e.get('input')!r}") from None

@@ -7,6 +7,7 @@ become directed graphs with both directions. Nodes are developer indices ``0..n-
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import networkx as nx
@@ -80,22 +81,34 @@ def _build(spec: NetworkSpec, n: int, seed: int, groups: list[int] | None) -> nx
 
 
 def read_edge_list(path: Path, n: int) -> nx.DiGraph:
-    """Read ``u v [weight]`` lines (``#`` comments allowed); nodes must be developer indices below ``n``."""
+    """Read ``u v [weight]`` lines (``#`` comments allowed); nodes must be developer indices below ``n`` and
+    a weight a finite number above 0. The file must be UTF-8 text."""
+    where = f"network.path: {path.name}"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise NetworkError(f"{where}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                           "an edge list is lines of 'u v [weight]'") from None
+    except OSError as err:
+        raise NetworkError(f"{where}: cannot read: {err.strerror}") from None
     g = nx.DiGraph()
     g.add_nodes_from(range(n))
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
         try:
+            if len(fields) not in (2, 3):
+                raise ValueError
             u, v = int(fields[0]), int(fields[1])
             weight = float(fields[2]) if len(fields) > 2 else 1.0
-        except (ValueError, IndexError):
-            raise NetworkError(f"network.path: {path.name} line {lineno}: expected 'u v [weight]'") from None
+        except ValueError:
+            shown = line.strip()[:60]
+            raise NetworkError(f"{where} line {lineno}: expected 'u v [weight]', got {shown!r}") from None
         if not (0 <= u < n and 0 <= v < n):
-            raise NetworkError(f"network.path: {path.name} line {lineno}: nodes must be 0..{n - 1}, got {u} {v}")
-        if weight <= 0:
-            raise NetworkError(f"network.path: {path.name} line {lineno}: weight must be > 0, got {weight:g}")
+            raise NetworkError(f"{where} line {lineno}: nodes must be 0..{n - 1}, got {u} {v}")
+        if not (math.isfinite(weight) and weight > 0):  # NaN > 0 is False too
+            raise NetworkError(f"{where} line {lineno}: weight must be a finite number > 0, got {fields[2]}")
         g.add_edge(u, v, weight=weight)
     return g
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,7 +19,16 @@ from typing import Annotated, Any, Literal, Union
 import annotated_types
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ScenarioError(ValueError):
@@ -25,12 +36,40 @@ class ScenarioError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    """Unknown fields are errors; no coercion (``seed: true``, ``'7'`` or ``7.0`` is not an integer); every
+    float is finite (``.inf`` and ``.nan`` are refused wherever a float is read)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True, allow_inf_nan=False)
 
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
 Count = Annotated[int, Field(ge=1)]
+NAME_LENGTH = 64
+_SLUG = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_LENGTH - 1}}}")
+
+
+def check_name(value: str) -> str:
+    """A name that becomes a folder name (``runs/<name>``, ``sweeps/<name>``): a safe slug."""
+    if not _SLUG.fullmatch(value):
+        raise ValueError(f"must be 1 to {NAME_LENGTH} letters, digits, '_', '-' or '.', starting with a letter "
+                         f"or digit (it names the output folder), got {value[:80]!r}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+
+
+def output_folder(parent: str | Path, name: str) -> Path:
+    """``parent/name`` resolved, for a folder named after a scenario or sweep; never outside ``parent``."""
+    parent = Path(parent).resolve()
+    try:
+        folder = (parent / check_name(name)).resolve()
+    except ValueError as err:
+        raise ScenarioError(f"name: {err}") from None
+    if folder.parent != parent:  # e.g. parent/name is a link that leads elsewhere
+        raise ScenarioError(f"name: {parent / name} leads outside {parent} (to {folder})")
+    return folder
 
 
 # ── worlds ────────────────────────────────────────────────────────────────────────────────────────────
@@ -353,8 +392,9 @@ class DataSpec(Strict):
                 setattr(self, name, 0.0)
         total = sum(getattr(self, s) for s in SHARES)
         if not math.isclose(total, 1.0, abs_tol=1e-9):
-            parts = " + ".join(f"{s} {getattr(self, s):g}" for s in SHARES)
-            raise ValueError(f"shares must sum to 1, got {parts} = {total:g}")
+            # repr, not %g: a sum off by 1e-8 must not read as "= 1"
+            parts = " + ".join(f"{s} {getattr(self, s)!r}" for s in SHARES)
+            raise ValueError(f"shares must sum to 1 (within 1e-9), got {parts} = {total!r}")
         return self
 
     def shares(self) -> dict[str, float]:
@@ -584,8 +624,11 @@ class RandomDesignSpec(Strict):
 
     samples: Count = 8
     method: Literal["random", "lhs"] = "lhs"
-    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    ranges: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(default_factory=dict)
     integer: list[str] = Field(default_factory=list)  # paths whose sampled values are rounded to int
+
+
+MAX_RUNS = 10_000  # runs a sweep design may expand to unless its `max_runs` says more
 
 
 class SweepSpec(Strict):
@@ -593,13 +636,30 @@ class SweepSpec(Strict):
     zip: dict[str, list[Any]] = Field(default_factory=dict)  # parallel lists of equal length
     random: RandomDesignSpec | None = None
     replications: Count = 1
+    max_runs: Count = MAX_RUNS  # a larger design is refused before it is expanded
+
+    def size(self) -> tuple[int, int]:
+        """(design points, runs), counted without expanding the design."""
+        points = math.prod(len(v) for v in self.grid.values())
+        points *= max((len(v) for v in self.zip.values()), default=1)
+        points *= self.random.samples if self.random is not None else 1
+        return points, points * self.replications
+
+    @model_validator(mode="after")
+    def _size(self) -> SweepSpec:
+        points, runs = self.size()
+        if runs > self.max_runs:
+            raise ValueError(f"max_runs: the design has {runs:,} runs ({points:,} design points × "
+                             f"{self.replications:,} replications), above max_runs = {self.max_runs:,}; "
+                             f"set max_runs: {runs} to run it")
+        return self
 
 
 # ── the scenario ──────────────────────────────────────────────────────────────────────────────────────
 
 
 class Scenario(Strict):
-    name: str = "scenario"
+    name: Name = "scenario"
     description: str = ""
     seed: Seed = 0
     steps: Count = 10  # generations
@@ -659,6 +719,7 @@ class Scenario(Strict):
                 f"metrics.pairwise: '{self.metrics.pairwise}' keeps {kept:,} pairwise divergences over the run "
                 f"(at most {MAX_STORED_DIVERGENCES:,}); use 'sample' with fewer pairs, or measure less often "
                 "(metrics.every)")
+        _check_memory(self)
         return self
 
 
@@ -692,20 +753,224 @@ def _check_network_size(net: Any, n: int) -> None:
         raise ValueError(f"network.m: must be below developers.count={n}, got {net.m}")
 
 
+# ── resources ─────────────────────────────────────────────────────────────────────────────────────────
+
+MEMORY_ENV = "ECOSIM_MEMORY_LIMIT"  # e.g. 200G: the memory a run may need (default: this machine's memory)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_ACCUMULATING = ("accumulate", "accumulate_subsample")
+
+
+def memory_limit() -> int:
+    """Bytes a run may need: ``$ECOSIM_MEMORY_LIMIT`` (``64G``, ``512M``, bytes) or this machine's memory."""
+    text = os.environ.get(MEMORY_ENV, "").strip().upper().removesuffix("B").removesuffix("I")
+    if not text:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # no sysconf: no machine bound
+            return 1 << 62
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)", text)
+    if match is None:
+        raise ValueError(f"{MEMORY_ENV}: must be a size such as 64G, 512M or a number of bytes, "
+                         f"got {os.environ[MEMORY_ENV]!r}")
+    return int(float(match[1]) * _UNITS[match[2]])
+
+
+def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
+    """Bytes a run of ``s`` holds at its peak, by part: ``{part: (field that drives it, bytes)}``.
+
+    An upper estimate from the sizes in the scenario alone (nothing is built): the reading network (networkx
+    edges and the dense N × N reading matrix), the pool over every generation it keeps (all of them under an
+    accumulating retention; its storage doubles as it grows), the training sets and the items taken to fit
+    them, the models with their optimiser state, the world's tables and held-out set, what the models write
+    each generation, and the metrics kept over the run.
+    """
+    world, devs, metrics = s.world, s.developers, s.metrics
+    n, steps = devs.count, s.steps
+    if isinstance(world, GaussianWorldSpec | LinearWorldSpec):  # float64 vectors (x, or x and y)
+        vocab, width = 0, world.dim + isinstance(world, LinearWorldSpec)
+        stored = work = 8 * width
+    else:  # token sequences, kept in the smallest integer type, worked on as int64
+        vocab = world.vocab if isinstance(world, TopicMarkovWorldSpec) else 8  # logic: 8 tokens
+        width = world.seq_len
+        stored = width * (1 if vocab <= 1 << 8 else 2 if vocab <= 1 << 15 else 4)
+        work = 8 * width
+    policies = devs.policies()
+    retentions = {p.retention for p in policies}
+    window = max(p.window for p in policies) if "window" in retentions else 1
+    generations = steps if retentions & set(_ACCUMULATING) else min(steps, window + 1)
+    per_set = devs.train.samples * (steps if retentions & set(_ACCUMULATING) else window)
+
+    human = sum(c.authors * c.rate for c in s.communities)
+    model = n * devs.publish.samples
+    fixed = (n + 1) * devs.train.samples  # private sets and the public set
+    pool_items = fixed + (human + model) * generations
+    driver = max((fixed, "developers.train.samples"), (human * generations, "communities"),
+                 (model * generations, "developers.publish.samples"))[1]
+    if generations > 2 and pool_items > 2 * (fixed + human + model):
+        driver = "steps"
+
+    net = s.network
+    edges = {
+        "complete": n * n, "empty": n, "star": 3 * n, "ring": n * (getattr(net, "k", 2) + 1),
+        "watts_strogatz": n * (getattr(net, "k", 2) + 1), "barabasi_albert": n * (2 * getattr(net, "m", 1) + 1),
+        "erdos_renyi": n + getattr(net, "p", 1.0) * n * n,
+        "stochastic_block": n + getattr(net, "p_in", 1.0) * n * n, "edge_list": n * n,
+    }[net.kind]
+    heldout = world.heldout * len(s.communities)
+    d = devs.family
+    if isinstance(d, TransformerFamilySpec):
+        m = d.d_model
+        params = (2 * vocab + 1) * m + width * m + d.layers * 12 * m * m
+        models = 16.0 * n * params  # fp32 weights, gradients and AdamW's two moments
+        # One block of developers at a time; at least one developer's activations and attention scores.
+        activations = 4.0 * devs.train.batch * d.layers * (20 * width * m + 2 * d.heads * width * width)
+        pairwise = 4.0 * n * metrics.probes * width * vocab
+    elif isinstance(d, NgramFamilySpec):
+        models = 3 * 4.0 * n * (vocab + 1) ** d.order  # log-probabilities, counts and their normalisation
+        pairwise = 4.0 * n * metrics.probes * width * vocab
+    else:
+        models = 4 * 8.0 * n * (width + 1) ** 2  # mean and covariance (or θ and its normal equations)
+        pairwise = 0.0
+    if not isinstance(d, TransformerFamilySpec):
+        activations = 0.0
+    if metrics.pairwise == "none":
+        pairwise = 0.0
+    tables = 2 * 8.0 * (vocab * vocab + world_concepts(world) * vocab + width * vocab) if vocab else 0.0
+    columns = 20 + len(s.communities) + world_concepts(world)
+    measured = metrics.measured_count(steps)
+    return {
+        "the reading network": ("developers.count", 300.0 * edges + 32.0 * n * n),
+        "the content pool": (driver, 2.0 * pool_items * (stored + 24)),
+        "the training sets": ("developers.train.samples", n * per_set * (2 * 16.0 + work)),
+        "the models": ("developers.family", models),
+        "the transformer's activations": ("world.seq_len", activations),
+        "the world's tables": ("world.vocab", tables),
+        "the held-out set": ("world.heldout", heldout * (stored + work + 8.0 * n)),
+        "the published samples": ("developers.publish.samples", 2.0 * model * work),
+        "the metrics": ("steps", 3 * 8.0 * n * measured * columns
+                        + 4.0 * metrics.pair_count(n) * measured),
+        "the pairwise comparisons": ("metrics.probes", pairwise),
+    }
+
+
+def _check_memory(s: Scenario) -> None:
+    parts = memory_estimate(s)
+    total, limit = sum(b for _, b in parts.values()), memory_limit()
+    if total > limit:
+        part, (field, size) = max(parts.items(), key=lambda item: item[1][1])
+        raise ValueError(f"{field}: a run needs about {_size(total)} of memory, most of it for {part} "
+                         f"({_size(size)}), above the limit of {_size(limit)}; make it smaller, or raise the "
+                         f"limit with the environment variable {MEMORY_ENV} (e.g. {MEMORY_ENV}=256G)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PB"
+
+
+def scenario_warnings(s: Scenario) -> list[str]:
+    """Valid but probably unintended settings, one line each (``ecosim validate`` and ``run`` print them)."""
+    warnings = []
+    world, devs = s.world, s.developers
+    kept = max(p.window if p.retention == "window" else 1 for p in devs.policies())  # sets that do not grow
+    growing = any(p.retention in _ACCUMULATING for p in devs.policies())
+    dim = getattr(world, "dim", 0)
+    if devs.family.kind == "gaussian" and not growing and kept * devs.train.samples <= dim:
+        warnings.append(
+            f"developers.train.samples: {devs.train.samples} items per generation give a singular covariance "
+            f"in world.dim = {dim} dimensions (a fit needs more items than dimensions); its NLL is set by "
+            "the numerical jitter, not the data")
+    return warnings
+
+
 # ── loading and errors ────────────────────────────────────────────────────────────────────────────────
+
+
+MAX_DEPTH = 32  # nesting levels of a scenario file (the schema needs 6)
+MAX_VALUES = 1_000_000  # values in a scenario file once its aliases are expanded
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (instead of keeping the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # merged keys may be overridden; a non-scalar key is refused by PyYAML itself
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """The YAML document at ``path``, or :class:`ScenarioError` with one line saying why not.
+
+    The file must be UTF-8 text; a key may appear once per mapping; the document may nest at most
+    ``MAX_DEPTH`` levels and hold at most ``MAX_VALUES`` values once its aliases are expanded (an "alias
+    bomb" of a few lines can otherwise stand for billions), and may not contain itself.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such {what}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                            "save it as UTF-8") from None
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    _check_shape(data, path)
+    return data
+
+
+def _check_shape(data: Any, path: Path) -> None:
+    """Refuse documents deeper than MAX_DEPTH, larger than MAX_VALUES once expanded, or containing
+    themselves; each distinct collection is visited once, so this takes time in the file's size."""
+    sizes: dict[int, tuple[int, int]] = {}  # id of a collection → (values under it expanded, levels)
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, dict | list) or (not done and id(node) in sizes):
+            continue
+        key = id(node)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if not done:
+            if key in on_path:
+                raise ScenarioError(f"{path}: an alias (*name) refers to the collection that contains it")
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+            continue
+        on_path.discard(key)
+        below = [sizes.get(id(c), (1, 0)) for c in children]
+        sizes[key] = size, depth = 1 + sum(b[0] for b in below), 1 + max((b[1] for b in below), default=0)
+        if size > MAX_VALUES:
+            raise ScenarioError(f"{path}: holds more than {MAX_VALUES:,} values once its aliases (*name) are "
+                                "expanded")
+        if depth > MAX_DEPTH:
+            raise ScenarioError(f"{path}: nested too deeply (at most {MAX_DEPTH} levels)")
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read and validate a YAML scenario; ``overrides`` maps dotted paths to values (sweeps)."""
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"{path}: no such scenario file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, "scenario file")
     if data is None:
         data = {}
     if not isinstance(data, dict):

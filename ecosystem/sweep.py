@@ -3,6 +3,7 @@
 The sweep folder (default ``sweeps/<name>`` under the current directory)::
 
     sweep.yaml          the design file as given (by the latest invocation)
+    base.yaml           the base scenario it varies; a changed base is refused unless forced
     manifest.jsonl      append-only log: one JSON line per run that finished or failed, written as it happens
     manifest.parquet    the current design's runs and their status (rewritten at the start and the end)
     runs/<run_id>/      one folder per finished run (the ``ecosystem.run`` layout)
@@ -32,18 +33,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import yaml
 from tqdm import tqdm
 
 from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
 from ecosystem.processes import remove_stale, temporary
 from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
-from ecosystem.scenario import Scenario
+from ecosystem.scenario import Scenario, output_folder
 
 if TYPE_CHECKING:
     from ecosystem.run import Summary
 
 DEFAULT_RUNNER = "ecosystem.run:run_scenario"
+BASE = "base.yaml"  # the resolved base scenario, copied into the sweep folder
 # "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
 Runner = str | Callable[..., Any]
 
@@ -98,6 +101,7 @@ def run_sweep(
     backend: str = "process",
     address: str | None = None,
     resume: bool = True,
+    force: bool = False,
     progress: bool = True,
     figures: Summary | None = None,
     runner: Runner = DEFAULT_RUNNER,
@@ -121,12 +125,19 @@ def run_sweep(
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
     design = load_design(path)
     runs = expand(design)
-    folder = Path(out) if out is not None else Path.cwd() / "sweeps" / design.name
+    folder = Path(out) if out is not None else output_folder(Path.cwd() / "sweeps", design.name)
+    if backend == "ray" and address is not None:
+        _check_reachable(address)  # before anything is written
+    base = yaml.safe_dump(design.base, sort_keys=True)  # the base scenario as this invocation reads it
+    if (folder / BASE).is_file() and (folder / BASE).read_text() != base and not force:
+        raise FileExistsError(f"{folder}: the base scenario changed since this sweep began (kept in {BASE}); "
+                              "choose a new --out folder, or pass --force to extend this sweep with the new base")
     if not resume and (folder / "manifest.jsonl").exists():
         raise FileExistsError(f"{folder}: holds a sweep already; resume it, or choose another output folder")
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     with _lock(folder), contextlib.closing(_Manifest(folder)) as manifest:
         write_atomic(folder / "sweep.yaml", design.text)
+        write_atomic(folder / BASE, base)  # the sweep folder is self-contained
         remove_stale(folder / "runs")  # half-written runs of killed workers
         todo = manifest.recover(runs)
         skipped = len(runs) - len(todo)
@@ -148,9 +159,7 @@ def run_sweep(
             manifest.write_table(runs)
             remove_stale(folder / "runs")  # after an interrupt: the runs of the workers it stopped
         result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
-    if progress:
-        print(result.table(), file=sys.stderr)
-    return result
+    return result  # the caller prints result.table() once (the CLI on stdout)
 
 
 # ── the worker ────────────────────────────────────────────────────────────────────────────────────────
@@ -249,6 +258,21 @@ class _Manifest(Manifest):
             elif self.latest.get(run.id, {}).get("status") != "done":
                 self.add(run, None, {"status": "done", "error": None, "recovered": True})
         return todo
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a Ray address (``host:port`` or ``ray://host:port``) that nothing answers on; ``auto`` and
+    ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address: must be host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RuntimeError(f"--address: no Ray cluster answers at {address} ({err.strerror or err}); "
+                           "nothing was written") from None
 
 
 @contextlib.contextmanager

@@ -137,7 +137,7 @@ def test_sweep_file_with_base_gives_the_same_runs(tmp_path):
         ),
         ({"random": {"ranges": {"steps": [2, 3]}, "integer": ["count"]}}, "sweep.random.integer: count has no"),
         ({"replications": 0}, "sweep.replications: must be ≥ 1, got 0"),
-        ({"grids": {}}, "sweep.grids: unknown field; allowed: grid, random, replications, zip"),
+        ({"grids": {}}, "sweep.grids: unknown field; allowed: grid, max_runs, random, replications, zip"),
     ],
 )
 def test_a_bad_design_is_one_line_naming_its_entry(tmp_path, sweep, message):
@@ -150,7 +150,7 @@ def test_sweep_file_errors_name_the_field(tmp_path):
     write(tmp_path / "base.yaml", BASE)
     cases = [
         ({"grid": {"steps": [2]}}, "base: required field is missing"),
-        ({"base": "base.yaml", "replicates": 3}, "replicates: unknown field; allowed: base, grid, name"),
+        ({"base": "base.yaml", "replicates": 3}, "replicates: unknown field; allowed: base, grid, max_runs, name"),
         ({"base": "base.yaml", "grid": [1, 2]}, "sweep.grid: must be a valid dictionary"),
         ({"base": "missing.yaml"}, "missing.yaml: no such file"),
     ]
