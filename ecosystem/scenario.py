@@ -246,7 +246,6 @@ WorldSpec = Annotated[
 ]
 TOKEN_WORLDS = ("topic_markov", "logic", "corpus")
 VERIFYING_WORLDS = ("topic_markov", "logic")
-MAX_NGRAM_BYTES = 4 << 30  # n-gram tables of all developers together (float32)
 
 
 # ── families ──────────────────────────────────────────────────────────────────────────────────────────
@@ -709,7 +708,6 @@ class Scenario(Strict):
                 f"developers.data.verifier: the {world.kind} world has no verifier; it needs "
                 f"{' or '.join(VERIFYING_WORLDS)}"
             )
-        _check_ngram_memory(devs, world)
         _check_network_size(self.network, devs.count)
         if any(p.mix == "weight" for p in devs.policies()) and devs.family.kind not in ("gaussian", "linear"):
             raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
@@ -730,18 +728,6 @@ def world_concepts(world: Any) -> int:
     if isinstance(world, CorpusWorldSpec):
         return len(world.corpora)
     return getattr(world, "concepts", 1)
-
-
-def _check_ngram_memory(devs: DevelopersSpec, world: Any) -> None:
-    """An n-gram's tables grow as V^order: refuse those that would not fit (real vocabularies reach 4096)."""
-    if devs.family.kind != "ngram":
-        return
-    vocab = {"topic_markov": getattr(world, "vocab", 0), "logic": 8}.get(world.kind) or world.vocab_size
-    size = 4 * devs.count * (vocab + 1) ** (devs.family.order - 1) * vocab
-    if size > MAX_NGRAM_BYTES:
-        raise ValueError(f"developers.family.order: an order-{devs.family.order} n-gram over {vocab} tokens needs "
-                         f"{size / 2**30:.1f} GiB of tables for {devs.count} developers (at most "
-                         f"{MAX_NGRAM_BYTES / 2**30:g} GiB); lower the order, the vocabulary or the developers")
 
 
 def _check_network_size(net: Any, n: int) -> None:
@@ -790,7 +776,7 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
         vocab, width = 0, world.dim + isinstance(world, LinearWorldSpec)
         stored = work = 8 * width
     else:  # token sequences, kept in the smallest integer type, worked on as int64
-        vocab = world.vocab if isinstance(world, TopicMarkovWorldSpec) else 8  # logic: 8 tokens
+        vocab = {"topic_markov": getattr(world, "vocab", 0), "logic": 8}.get(world.kind) or world.vocab_size
         width = world.seq_len
         stored = width * (1 if vocab <= 1 << 8 else 2 if vocab <= 1 << 15 else 4)
         work = 8 * width

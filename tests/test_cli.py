@@ -123,6 +123,7 @@ def test_sweep_and_analyze_errors_are_one_line(tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.slow
 def test_analyze_of_a_damaged_run_is_one_line(tmp_path):
     path = write(tmp_path, tiny(steps=2))
     assert ecosim("run", str(path), "--out", str(tmp_path / "run"), "-q", cwd=tmp_path).returncode == 0
