@@ -10,7 +10,7 @@ SCENARIO ?= scenarios/quickstart.yaml
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ray]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ray,viz]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,15 +274,19 @@ def _run_report(path: Path, out: Path) -> Report:
     homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
     title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
 
-    metrics = [m for m in OUTCOMES if m in run.model.columns]
+    metrics = _measured(run.model, OUTCOMES)
     theory = theory_curve(run.scenario, run.model["step"].to_numpy())
     fig, axes = figures.panels(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
-        if metric in run.agents.columns:
-            figures.over_time(run.agents, metric, units="developer", color="0.7", title=title, ax=ax)
-        figures.over_time(run.model, metric, color="C0", title=title, ax=ax)
+        what = f"{figures.label(metric)} ({run.name})"
+        if metric in run.agents.columns and run.agents[metric].notna().any():
+            figures.over_time(run.agents.dropna(subset=[metric]), metric, units="developer", color="0.7",
+                              title=what, ax=ax)
+        figures.over_time(run.model.dropna(subset=[metric]), metric, color="C0", title=what, ax=ax)
         if theory is not None and metric in theory.columns:
             figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
+        if metric == "nll":
+            _reference_lines(ax, run.model)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -307,6 +313,7 @@ def _run_report(path: Path, out: Path) -> Report:
         f"{int(last['step'])}; it " + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved."),
         f"Effective number of distinct models: {_fmt(first['effective_models'])} → {_fmt(last['effective_models'])}.",
     ]
+    findings = [*_warnings([run]), *findings]
     if "nll" in run.model.columns:
         findings.append(f"Held-out NLL: {_fmt(run.model['nll'].iloc[0])} → {_fmt(run.model['nll'].iloc[-1])} "
                         f"nats/item; spread across developers at the end {_fmt(last.get('nll_std'))} (s.d.).")
@@ -321,7 +328,8 @@ def _run_report(path: Path, out: Path) -> Report:
                         "for one chain in closed form.")
     findings.append(_centrality_finding(tables["centrality"], quality))
     findings.append("Network: " + ", ".join(f"{k} {_fmt(summary[k])}" for k in NETWORK_STATS) + ".")
-    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS] if c in summary.index]
+    shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS]
+             if c in summary.index and pd.notna(summary[c])]  # no columns of n/a
     window = final_window(len(run.model))
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
@@ -329,6 +337,32 @@ def _run_report(path: Path, out: Path) -> Report:
 
 
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _measured(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The metrics of ``names`` that ``frame`` holds with at least one value (no empty panels)."""
+    return [m for m in names if m in frame.columns and frame[m].notna().any()]
+
+
+def _reference_lines(ax, model: pd.DataFrame) -> None:
+    """The world's exact floor (the truth's own held-out NLL) and a model that learned nothing, as lines."""
+    for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model")):
+        if column in model.columns and np.isfinite(value := float(model[column].iloc[0])):
+            ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.4g}")
+    ax.legend(fontsize=7)
+
+
+def _warnings(runs: list[Run]) -> list[str]:
+    """What the reader must hear before any result: models that did not learn, and diversity without validity."""
+    out = []
+    warned = [r for r in runs if r.meta.get("warnings")]
+    if warned:
+        out.append(f"WARNING ({len(warned)} of {len(runs)} runs): " + warned[0].meta["warnings"][0])
+    first = runs[0].model
+    if "validity" in first.columns and {"entropy", "levenshtein", "distinct_2"} & set(first.columns):
+        out.append("Note: diversity (entropy, distinct-2, Levenshtein) rises when models write noise; read it beside "
+                   "validity, which says how much of what they write is well-formed.")
+    return out
 
 
 def _is_network(axis: str) -> bool:
@@ -418,10 +452,13 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
     quality = _quality(tables["nodes"].columns)
     pngs = []
-    metrics = [m for m in OUTCOMES if m in over_time.columns]
+    metrics = _measured(over_time, OUTCOMES)
     fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
     for ax, metric in zip(axs, metrics, strict=True):
-        figures.over_time(over_time, metric, hue="condition", title=title, ax=ax)
+        figures.over_time(over_time.dropna(subset=[metric]), metric, hue="condition",
+                          title=f"{figures.label(metric)} by condition ({title})", ax=ax)
+        if metric == "nll":
+            _reference_lines(ax, over_time)
         if metric in ("variance", "distance"):
             for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
                 theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
@@ -545,9 +582,10 @@ def _sweep_report(path: Path, out: Path) -> Report:
     design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
     conds = tables["conditions"]
     conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
+    conds = conds[conds["metric"].isin(conds.dropna(subset=["mean"])["metric"])]  # no columns of n/a
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
-    return Report(title, "Sweep", divergence_note(first.scenario), _sweep_findings(tables), pngs, tables, design,
-                  headline)
+    findings = [*_warnings(list(runs.values())), *_sweep_findings(tables)]
+    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline)
 
 
 # ── the report ────────────────────────────────────────────────────────────────────────────────────────
@@ -593,8 +631,24 @@ def analyze(path: Path, out: Path | None = None) -> Path:
         build = _sweep_report
     else:
         raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
-    out.mkdir(parents=True, exist_ok=True)
-    report = build(path, out)
+    if out.exists() and any(out.iterdir()) and not (out / "report.html").is_file():
+        raise FileExistsError(f"--out: {out} is not empty and holds no report; choose another folder")
+    final, out = out, out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        html_path = _write_report(build(path, out), path, out)
+        if final.exists():
+            shutil.rmtree(final)
+        out.rename(final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # a failed analysis leaves no half-written report
+        raise
+    return final / html_path.name
+
+
+def _write_report(report: Report, path: Path, out: Path) -> Path:
+    """The report's tables and its self-contained HTML page, written into ``out``."""
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     html_path = out / "report.html"

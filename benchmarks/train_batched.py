@@ -2,7 +2,8 @@
 
 For N = 8, 64, 256 (and 1024 on a GPU) and two model sizes, times one AdamW step of every developer with
 the batched family (stacked weights, ``Trainer``) and with the plain loop over N ``nn.Module``s with N
-optimizers (``LoopedTrainer``), in the same run and on the same data. Prints the time per step, tokens/s,
+optimizers (``tests/reference/gpt.py``'s ``Loop``, the tests' independent reference, with torch's fused
+attention as nanoGPT uses it), in the same run and on the same data. Prints the time per step, tokens/s,
 achieved GFLOP/s against the float32 matmul ceiling measured in this run, the peak memory of each, and the
 speedups as the last line.
 
@@ -25,15 +26,18 @@ import argparse
 import os
 import statistics
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ecosystem.families.looped import LoopedTrainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.reference
+
 from ecosystem.families.transformer import Trainer, TransformerFamily, TransformerState, parameter_count
 from ecosystem.scenario import TrainSpec, TransformerFamilySpec
+from tests.reference.gpt import GPTConfig, Loop
 
 VOCAB = 720  # with d_model 32 and one layer: 59k weights per developer
 
@@ -73,11 +77,14 @@ class Setup:
         return family, state, torch.randint(0, VOCAB, shape, generator=generator, device=self.device)
 
 
-def make_trainer(family: TransformerFamily, state: TransformerState, mode: str) -> Trainer | LoopedTrainer:
+def make_trainer(family: TransformerFamily, state: TransformerState, mode: str) -> Trainer | Loop:
     """``batched`` (the family's own block size), ``batched/<block size>``, ``loop`` (torch's default AdamW
     per model) or ``loop/fused``."""
     if mode.startswith("loop"):
-        return LoopedTrainer(family, state, fused=mode == "loop/fused")
+        spec = family.spec
+        config = GPTConfig(family.vocab_size, family.seq_len, spec.d_model, spec.layers, spec.heads, flash=True)
+        weights = [{k: v[i] for k, v in state.tensors().items()} for i in range(state.n)]
+        return Loop(config, weights, family.train.lr, fused=mode == "loop/fused")
     if "/" in mode:
         family.block = int(mode.split("/")[1])
     return Trainer(family, state)

@@ -1,4 +1,4 @@
-"""The ``ecosim`` command line: validate, run, sweep and analyze scenarios.
+"""The ``ecosim`` command line: validate, run, sweep, analyze and visualise scenarios.
 
 Bad input (a malformed file, an unknown field, an impossible value) is one line on stderr naming the field,
 exit status 2, no traceback, and nothing written.
@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from ecosystem.network import NetworkError, build_network
+from ecosystem.processes import exit_code, terminate_as_interrupt
+from ecosystem.results import ResultsError
 from ecosystem.scenario import Scenario, ScenarioError, load_scenario
 from ecosystem.seeding import Seeds
 
@@ -67,9 +69,13 @@ def run(
     if (out / "meta.json").exists() or (out.exists() and any(out.iterdir())):
         raise fail(f"--out: {out} is not empty; choose another folder")
     try:
-        folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
+        with terminate_as_interrupt():
+            folder = run_scenario(scenario, out, progress=not quiet, summary=write_summary)
     except ScenarioError as err:  # e.g. cuda asked for and absent
         raise fail(str(err)) from None
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the temporary folder is gone
+        typer.echo("interrupted: nothing was written", err=True)
+        raise typer.Exit(code=exit_code(err)) from None
     typer.echo(f"wrote {folder}")
 
 
@@ -93,13 +99,14 @@ def sweep(
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
     try:
-        result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                           progress=not quiet, figures=write_summary if figures else None)
+        with terminate_as_interrupt():
+            result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
+                               progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
         typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=exit_code(err)) from None
     except ImportError as err:
         raise fail(f"--backend: {backend} is not installed ({err}); pip install 'ecosim[{backend}]'") from None
     typer.echo(result.table())  # ends with the sweep folder
@@ -119,9 +126,31 @@ def analyze(
         raise fail(f"{folder}: no such folder")
     try:
         report = build_report(folder, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError, ResultsError) as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {report}")
+
+
+@app.command()
+def viz(
+    path: Annotated[Path, typer.Argument(help="a run folder, a sweep folder or a scenario file (live)",
+                                         show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="port [default: a free one]", show_default=False)] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="do not open a browser")] = False,
+) -> None:
+    """Serve an interactive page: a run's network over generations, a sweep's conditions, or a scenario live."""
+    from analysis.dashboard.serve import DashboardError, bind, kind_of, require_viz, serve
+
+    try:
+        kind = kind_of(path)
+        if kind == "scenario":
+            check(path)
+        require_viz()
+        sock = bind(host, port)
+    except DashboardError as err:
+        raise fail(str(err)) from None
+    serve(path, kind, sock, open_browser=not no_open)
 
 
 def _free_folder(base: Path) -> Path:

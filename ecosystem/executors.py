@@ -8,6 +8,8 @@ task means; results must be small (the sweep's workers return a record, and writ
 - ``process`` (default): ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method, which is
   safe with torch and CUDA (a forked child inherits locks and CUDA state it cannot use). On a machine with
   GPUs, runs that want one are spread over the GPUs and at most ``1 / share`` of them share one at a time.
+  Its workers die with the process that started them and ignore Ctrl-C (:mod:`ecosystem.processes`);
+  closing after an error or an interrupt stops them at once.
 - ``ray``: one Ray task per run (``num_cpus=1``, and a fraction of a GPU when the run wants one, so several
   small runs share a GPU); ``ray.init()`` starts a local Ray, or ``address=`` joins a running cluster.
 """
@@ -16,10 +18,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as wait_for_exit
 from typing import Any
+
+from ecosystem.processes import die_with_parent, sigint_blocked
 
 BACKENDS = ("process", "ray", "serial")
 
@@ -123,7 +129,8 @@ class ProcessExecutor(Executor):
     def _fresh_pool(self) -> ProcessPoolExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=die_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def run(
@@ -155,7 +162,8 @@ class ProcessExecutor(Executor):
 
         def start(i: int, device: int | None) -> bool:
             try:
-                future = pool.submit(fn, tasks[i]) if device is None else pool.submit(_on_gpu, fn, tasks[i], device)
+                with sigint_blocked():  # a worker started here must never see Ctrl-C, even while it imports
+                    future = pool.submit(fn, tasks[i]) if device is None else pool.submit(_on_gpu, fn, tasks[i], device)
             except BrokenProcessPool:  # a worker died since the last wait: the task is a suspect
                 release(device, i)
                 suspects.append(i)
@@ -211,8 +219,26 @@ class ProcessExecutor(Executor):
 
     def close(self, wait: bool = True) -> None:
         if self._pool is not None:
+            if not wait:  # the runs in flight are abandoned: stop their workers rather than wait for them
+                self._stop_workers()
             self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
+
+    def _stop_workers(self, grace_s: float = 5.0) -> None:
+        """SIGTERM every worker of the pool, SIGKILL those still running after ``grace_s``; returns once all
+        have exited. (Python 3.14 has ``ProcessPoolExecutor.terminate_workers``; this is it for 3.11.)"""
+        workers = list((getattr(self._pool, "_processes", None) or {}).values())
+        for worker in workers:
+            worker.terminate()
+        running = {worker.sentinel: worker for worker in workers}  # a sentinel is ready once its worker exited
+        deadline = time.monotonic() + grace_s
+        while running and (left := deadline - time.monotonic()) > 0:
+            for sentinel in wait_for_exit(list(running), timeout=left):
+                running.pop(sentinel)
+        for worker in running.values():
+            worker.kill()
+        if running:
+            wait_for_exit(list(running))
 
 
 class RayExecutor(Executor):

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ecosystem.checks import learning_warning
 from ecosystem.model import EcosystemModel
+from ecosystem.processes import remove_stale, temporary
 from ecosystem.results import is_run, write_run
 from ecosystem.scenario import Scenario, to_yaml
 
@@ -36,15 +37,16 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool = Tr
                  summary: Summary | None = None) -> Path:
     """Run ``scenario`` and write its folder ``out_dir`` atomically; returns the folder.
 
-    Everything is written to a temporary sibling folder that is renamed into place at the end, so a failed or
-    interrupted run leaves nothing under ``out_dir``. ``summary``, if given, draws into the folder before
-    it is renamed (so a run folder with a ``summary.png`` is whole).
+    Everything is written to a temporary sibling folder (``.NAME.tmp-HOST-PID``) that is renamed into place at
+    the end, so a failed or interrupted run leaves nothing under ``out_dir``; temporaries that killed runs
+    left beside it are removed first (:func:`ecosystem.processes.remove_stale`). ``summary``, if given, draws
+    into the folder before it is renamed (so a run folder with a ``summary.png`` is whole).
     """
     out_dir = Path(out_dir)
     if is_run(out_dir):
         raise FileExistsError(f"{out_dir} already holds a finished run")
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_stale(out_dir.parent)
+    tmp = temporary(out_dir)
     tmp.mkdir(parents=True)
     try:
         _run_into(scenario, tmp, progress=progress, summary=summary)
@@ -68,15 +70,19 @@ def simulate(scenario: Scenario, progress: bool = False) -> tuple[EcosystemModel
     setup = time.perf_counter() - start
     per_step = []
     warned = False
-    bar = tqdm(range(scenario.steps), desc=scenario.name, unit="gen", disable=not progress, leave=False)
-    for _ in bar:
+    steps = range(scenario.steps)
+    # No tqdm at all without a bar: its class-wide lock is a named semaphore, which a sweep worker stopped by
+    # a signal leaves to multiprocessing's resource tracker (and its warning on the sweep's stderr).
+    bar = tqdm(steps, desc=scenario.name, unit="gen", leave=False) if progress else None
+    for _ in steps if bar is None else bar:
         t0 = time.perf_counter()
         model.step()
         per_step.append(time.perf_counter() - t0)
-        bar.set_postfix(nll=f"{model.summary['nll']:.3f}", div=f"{model.summary['divergence']:.3g}")
-        if progress and not warned and (warning := learning_warning(model.model_frame())):
-            tqdm.write(f"warning: {warning}", file=sys.stderr)
-            warned = True
+        if bar is not None:
+            bar.set_postfix(nll=f"{model.summary['nll']:.3f}", div=f"{model.summary['divergence']:.3g}")
+            if not warned and (warning := learning_warning(model.model_frame())):
+                tqdm.write(f"warning: {warning}", file=sys.stderr)
+                warned = True
     return model, {"setup_s": setup, "per_step_s": per_step, "total_s": time.perf_counter() - start}
 
 

@@ -8,8 +8,8 @@ The sweep folder (default ``sweeps/<name>`` under the current directory)::
     runs/<run_id>/      one folder per finished run (the ``ecosystem.run`` layout)
     sweep.lock          held while a sweep runs here, so two invocations cannot share the folder
 
-A worker writes its run inside ``runs/.tmp-<run_id>-<pid>/`` and renames it to ``runs/<run_id>`` only once
-it is complete, so a folder under a run's final name is always whole, and it is what "done" means: running
+A worker writes its run inside ``runs/.<run_id>.tmp-<host>-<pid>/`` and renames it to ``runs/<run_id>`` only
+once it is complete, so a folder under a run's final name is always whole, and it is what "done" means: running
 the same sweep again skips those runs and redoes failed or missing ones. A run that raises is recorded as
 failed, with its error, and the others go on. Workers return a small record (status, timings), never data.
 """
@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from ecosystem.design import Run, expand, load_design
 from ecosystem.executors import BACKENDS, make_executor
+from ecosystem.processes import remove_stale, temporary
 from ecosystem.results import COLUMNS, RUNS, Manifest, write_atomic
 from ecosystem.scenario import Scenario
 
@@ -126,7 +127,7 @@ def run_sweep(
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     with _lock(folder), contextlib.closing(_Manifest(folder)) as manifest:
         write_atomic(folder / "sweep.yaml", design.text)
-        _clean_temporaries(folder / "runs")
+        remove_stale(folder / "runs")  # half-written runs of killed workers
         todo = manifest.recover(runs)
         skipped = len(runs) - len(todo)
         manifest.write_table(runs)
@@ -145,6 +146,7 @@ def run_sweep(
                         bar.set_postfix(done=counts["done"], failed=counts["failed"], left=bar.total - bar.n)
         finally:
             manifest.write_table(runs)
+            remove_stale(folder / "runs")  # after an interrupt: the runs of the workers it stopped
         result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
     if progress:
         print(result.table(), file=sys.stderr)
@@ -167,11 +169,10 @@ class Task:
 
 def execute(task: Task) -> dict[str, Any]:
     """Run one sweep run in a private temporary folder, rename it into place, return a small record."""
-    pid = os.getpid()
     final = Path(task.runs_dir) / task.run_id
-    scratch = final.with_name(f".tmp-{task.run_id}-{pid}")  # the runner's own temporaries go here too
+    scratch = temporary(final)  # the runner's own temporaries go here too
     record = {"run_id": task.run_id, "status": "done", "error": None, "traceback": None,
-              "started": time.time(), "host": socket.gethostname(), "pid": pid}  # fmt: skip
+              "started": time.time(), "host": socket.gethostname(), "pid": os.getpid()}  # fmt: skip
     t0 = time.perf_counter()
     try:
         runner = _resolve(task.runner)
@@ -248,31 +249,6 @@ class _Manifest(Manifest):
             elif self.latest.get(run.id, {}).get("status") != "done":
                 self.add(run, None, {"status": "done", "error": None, "recovered": True})
         return todo
-
-
-def _clean_temporaries(runs_dir: Path) -> None:
-    """Remove half-written runs left by killed workers: hidden folders whose writer (the pid that ends the
-    name) is gone. A live writer's folder is left alone, since it may be renamed into place any moment."""
-    for entry in runs_dir.iterdir():
-        digits = entry.name[len(entry.name.rstrip("0123456789")) :]
-        if entry.name.startswith(".") and entry.is_dir() and not (digits and _alive(int(digits))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process other than this one (a zombie has finished running)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (macOS): trust the signal check
-        return True
 
 
 @contextlib.contextmanager

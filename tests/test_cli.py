@@ -38,6 +38,7 @@ def test_validate_ok_and_errors(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_bad_scenario_writes_nothing(tmp_path):
     bad = tiny(network={"kind": "edge_list", "path": "edges.txt"})
     (tmp_path / "edges.txt").write_text("0 1\n1 99\n")
@@ -49,6 +50,7 @@ def test_bad_scenario_writes_nothing(tmp_path):
     assert missing.returncode == 2 and "no such scenario file" in missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error where CUDA is absent")
 def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
     res = ecosim("run", str(write(tmp_path, tiny(device="cuda"))), "--out", str(tmp_path / "out"), cwd=tmp_path)
@@ -57,6 +59,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     path = write(tmp_path, tiny())
     first = ecosim("run", str(path), "--out", str(tmp_path / "a"), "-q", "--threads", "1", cwd=tmp_path)
@@ -90,6 +93,7 @@ def test_run_writes_the_run_folder_and_is_deterministic(tmp_path):
     assert (tmp_path / "c" / "model.parquet").read_bytes() != (a / "model.parquet").read_bytes()
 
 
+@pytest.mark.slow
 def test_run_refuses_a_non_empty_out(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
@@ -103,6 +107,7 @@ def test_quickstart_validates():
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.slow
 def test_sweep_and_analyze_errors_are_one_line(tmp_path):
     bad = write(tmp_path, {**tiny(), "sweep": {"grid": {"developers.data.synthetic": [0.5, 1.7]}}}, "bad.yaml")
     cases = [
@@ -116,3 +121,15 @@ def test_sweep_and_analyze_errors_are_one_line(tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert not (tmp_path / "sw").exists()
+
+
+def test_analyze_of_a_damaged_run_is_one_line(tmp_path):
+    path = write(tmp_path, tiny(steps=2))
+    assert ecosim("run", str(path), "--out", str(tmp_path / "run"), "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "run" / "agents.parquet").write_bytes(b"PAR")
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "agents.parquet: unreadable" in res.stderr
+    (tmp_path / "run" / "model.parquet").unlink()
+    res = ecosim("analyze", str(tmp_path / "run"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().endswith("model.parquet: missing")
+    assert not (tmp_path / "run" / "report").exists()

@@ -66,6 +66,7 @@ def _timed(seconds: float) -> tuple[float, float]:
     return start, time.monotonic()
 
 
+@pytest.mark.slow
 def test_process_executor_shares_a_gpu_without_oversubscribing_or_blocking_cpu_tasks():
     # One (pretend) GPU, four half-GPU tasks and two CPU tasks on four workers: at most two GPU tasks at a
     # time, and the CPU tasks queued behind the waiting GPU tasks start at once rather than after them.
@@ -89,6 +90,7 @@ def test_unknown_backend():
         make_executor("dask")
 
 
+@pytest.mark.slow
 def test_ray_returns_every_task_and_errors():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -1,4 +1,5 @@
-"""The n-gram family: hand-computed likelihoods, normalisation, the looped reference, sampling and JSD."""
+"""The n-gram family: hand-computed likelihoods, normalisation, an independent reference counted in plain
+Python (``tests/reference``), sampling and JSD."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from ecosystem.families.looped import LoopedNgramFamily
 from ecosystem.families.ngram import NgramFamily, NgramState
 from ecosystem.families.tokens import pair_jsd, sample_next
 from ecosystem.scenario import NgramFamilySpec, TrainSpec
 from tests.conftest import divergence_matrix
+from tests.reference.ngram import CountedNgram
+from tests.reference.sampling import uniforms
 
 CPU = torch.device("cpu")
 
 
-def family(order: int, vocab: int = 3, seq_len: int = 3, smoothing: float = 0.5, cls=NgramFamily) -> NgramFamily:
-    return cls(NgramFamilySpec(order=order, smoothing=smoothing), vocab, seq_len, TrainSpec(), CPU)
+def family(order: int, vocab: int = 3, seq_len: int = 3, smoothing: float = 0.5) -> NgramFamily:
+    return NgramFamily(NgramFamilySpec(order=order, smoothing=smoothing), vocab, seq_len, TrainSpec(), CPU)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -80,22 +82,33 @@ def test_probabilities_of_all_sequences_sum_to_one(order: int) -> None:
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_batched_matches_looped_reference(order: int) -> None:
-    batched, looped = family(order, vocab=4, seq_len=5), family(order, vocab=4, seq_len=5, cls=LoopedNgramFamily)
+def test_batched_matches_the_reference(order: int) -> None:
+    vocab, seq_len, smoothing = 4, 5, 0.5
+    batched = family(order, vocab=vocab, seq_len=seq_len, smoothing=smoothing)
     g = gen(1)
-    data = torch.randint(0, 4, (3, 12, 5), generator=g)
+    data = torch.randint(0, vocab, (3, 12, seq_len), generator=g)
     weights = torch.rand(3, 12, generator=g)
     weights[1] = 0.0  # a developer without data keeps its previous model
     previous = random_fit(batched, n=3, seed=2)
     state = batched.fit(previous, data, weights, g)
-    assert torch.allclose(state.logp, looped.fit(previous, data, weights, g).logp, atol=1e-6)
     assert torch.equal(state.logp[1], previous.logp[1])
-    assert not torch.allclose(state.logp[0], previous.logp[0])
-    prompts = torch.randint(0, 4, (3, 6, 2), generator=g)
+    refs = {i: CountedNgram(order, vocab, smoothing).fit(data[i].tolist(), weights[i].tolist()) for i in (0, 2)}
+    contexts = list(itertools.product(range(vocab + 1), repeat=order - 1))  # BOS = vocab in each slot
+    for i, ref in refs.items():
+        table = state.logp[i].exp()  # [*context, next]
+        want = torch.tensor([[ref.prob(c, t) for t in range(vocab)] for c in contexts]).view(table.shape)
+        assert torch.allclose(table, want.float(), atol=1e-6)
+        want_lp = torch.tensor([ref.log_prob(x) for x in data[i].tolist()])
+        assert torch.allclose(batched.log_prob(state, data)[i], want_lp.float(), atol=1e-5)
+    prompts = torch.randint(0, vocab, (3, 6, 2), generator=g)
     for kwargs in ({}, {"temperature": 0.7, "top_p": 0.8}, {"prompts": prompts}):
         a = batched.sample(state, 6, gen(3), **kwargs)
-        b = looped.sample(state, 6, gen(3), **kwargs)
-        assert torch.equal(a, b)
+        u = uniforms(3, 6, seq_len, gen(3))
+        options = {k: v for k, v in kwargs.items() if k != "prompts"}
+        for i, ref in refs.items():
+            want = [ref.sample(u[i][j], prompt=prompts[i, j].tolist() if "prompts" in kwargs else (), **options)
+                    for j in range(6)]  # fmt: skip
+            assert a[i].tolist() == want, kwargs
     assert torch.equal(a[..., :2], prompts)
 
 

@@ -112,6 +112,7 @@ def sweep_dir(tmp_path_factory) -> Path:
     return base / "out"
 
 
+@pytest.mark.slow
 def test_report_from_a_real_sweep(sweep_dir, tmp_path):
     report = analyze(sweep_dir, tmp_path / "report")
     out = report.parent
@@ -210,3 +211,42 @@ def test_every_swept_path_is_a_factor_whatever_its_values(tmp_path):
     assert set(divergence["developers.train.samples"]) == {10, 20}
     text = report.read_text()
     assert "detector=none" in text and "detector=fpr=0.05, tpr=0.8" in text and "groups=[1, 3]" in text
+
+
+FAMILIES = {
+    "gaussian": {},
+    "linear": {"world": {"kind": "linear", "dim": 3}, "family": {"kind": "linear"}},
+    "ngram": {"world": {"kind": "topic_markov", "vocab": 12, "concepts": 2, "seq_len": 6, "heldout": 40},
+              "family": {"kind": "ngram", "order": 2}},
+    "transformer": {"world": {"kind": "topic_markov", "vocab": 12, "concepts": 2, "seq_len": 6, "heldout": 40},
+                    "family": {"kind": "transformer", "d_model": 16, "layers": 1, "heads": 2},
+                    "train": {"samples": 16, "steps": 1, "batch": 4}},
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_single_run_of_every_family_is_analyzed(tmp_path, family):
+    spec = FAMILIES[family]
+    raw = tiny(steps=2, **({"world": spec["world"],
+                             "communities": [{"name": "all", "authors": 4, "rate": 5}]} if "world" in spec else {}))
+    if "family" in spec:
+        raw["developers"]["family"] = spec["family"]
+    raw["developers"]["train"] = spec.get("train", raw["developers"]["train"])
+    folder = run_scenario(validate_scenario(raw), tmp_path / family, progress=False)
+    report = analyze(folder, tmp_path / "report")
+    text = report.read_text()
+    pngs = {p.name for p in (tmp_path / "report").glob("*.png")}
+    assert {"metrics.png", "network.png"} <= pngs
+    if family == "transformer":  # one training step: the models have not learned, and the report says so
+        assert "WARNING" in text and "have not learned" in text
+        assert "<th>distance</th>" not in text  # no closed-form distance for a neural model: no empty column
+    else:
+        assert "have not learned" not in text and "<th>nll</th>" in text
+
+
+def test_a_failed_analysis_leaves_no_report_folder(tmp_path):
+    folder = run_scenario(validate_scenario(tiny(steps=2)), tmp_path / "run", progress=False)
+    (folder / "agents.parquet").write_bytes(b"truncated")
+    with pytest.raises(Exception):  # noqa: B017 - the command line turns it into one line (tests/test_cli.py)
+        analyze(folder, tmp_path / "report")
+    assert not (tmp_path / "report").exists() and not list(tmp_path.glob(".report.tmp-*"))

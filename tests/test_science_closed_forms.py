@@ -21,6 +21,8 @@ from ecosystem.network import build_network, reading_matrix
 from ecosystem.scenario import validate_scenario
 from ecosystem.seeding import Seeds
 
+pytestmark = pytest.mark.slow  # Monte Carlo reproductions of the literature: minutes in all
+
 Z = 4.0  # standard errors allowed
 
 

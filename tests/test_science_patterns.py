@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from ecosystem.model import EcosystemModel
 from ecosystem.run import frames
 from ecosystem.scenario import load_scenario
+
+pytestmark = pytest.mark.slow  # Monte Carlo reproductions of the literature: minutes in all
 
 PAPERS = Path(__file__).resolve().parents[1] / "scenarios" / "papers"
 BIGRAM = {"kind": "ngram", "order": 2, "smoothing": 0.01}

@@ -21,6 +21,7 @@ import yaml
 
 from analysis.sweep_frame import connect, load_sweep, runs_frame
 from ecosystem.design import expand
+from ecosystem.processes import host
 from ecosystem.results import read_manifest
 from ecosystem.run import run_scenario
 from ecosystem.scenario import ScenarioError
@@ -91,12 +92,14 @@ def test_sweep_folder_layout(serial, design):
     assert manifest["params"][3] == {"network": {"kind": "ring", "k": 2}}
 
 
+@pytest.mark.slow
 def test_process_backend_gives_identical_runs(serial, design, tmp_path):
     result = run_sweep(design, out=tmp_path / "tiny", workers=2, progress=False)
     assert result.counts["done"] == 4
     assert_same_runs(result.folder, serial, [r["run_id"] for r in result.records])
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_identical_runs(serial, design, tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -118,6 +121,7 @@ def test_rerunning_skips_finished_runs(serial, design):
     assert {p: p.stat().st_mtime_ns for p in (serial / "runs").rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_rest_finish(design, serial, tmp_path):
     out = tmp_path / "tiny"
     result = run_sweep(design, out=out, workers=2, runner=failing_runner, progress=False)
@@ -134,6 +138,7 @@ def test_a_failing_run_is_recorded_and_the_rest_finish(design, serial, tmp_path)
     assert_same_runs(out, serial, [r["run_id"] for r in again.records])
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_with_every_run_exactly_once(serial, tmp_path):
     # Same runs as the reference (ring's default k is 2) plus a third topology.
     design = write_sweep(
@@ -193,7 +198,7 @@ def test_stale_temporaries_torn_lines_and_unlogged_runs_are_repaired(serial, des
     out = shutil.copytree(serial, tmp_path / "tiny")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = out / "runs" / f".tmp-0123456789ab-{dead.pid}"
+    stale = out / "runs" / f".0123456789ab.tmp-{host()}-{dead.pid}"
     stale.mkdir()
     (stale / "model.parquet").write_bytes(b"PAR1 half a file")
     lines = (out / "manifest.jsonl").read_text().splitlines()

@@ -1,5 +1,5 @@
-"""The batched transformer family: equal to the one-model-at-a-time reference, normalised, sampling
-controls, JSD homogenization, and learning a tiny Markov source."""
+"""The batched transformer family: equal to an independent one-model-at-a-time reference (``tests/reference``),
+normalised, sampling controls, JSD homogenization, and learning a tiny Markov source."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from ecosystem.families import tokens, transformer
-from ecosystem.families.looped import LoopedTransformerFamily
 from ecosystem.families.ngram import NgramFamily, NgramState
 from ecosystem.families.tokens import shift_right
 from ecosystem.families.transformer import TransformerFamily, TransformerState, forward, parameter_count
 from ecosystem.scenario import NgramFamilySpec, TrainSpec, TransformerFamilySpec
 from tests.conftest import divergence_matrix
+from tests.reference import gpt
 
 CPU = torch.device("cpu")
 VOCAB, SEQ_LEN = 5, 6
@@ -25,14 +25,24 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def families(
+def family(
     layers: int = 1, steps: int = 6, from_scratch: bool = False, device: torch.device = CPU
-) -> tuple[TransformerFamily, LoopedTransformerFamily]:
+) -> TransformerFamily:
     spec = TransformerFamilySpec(d_model=16, layers=layers, heads=2)
     train = TrainSpec(steps=steps, batch=4, lr=1e-2, from_scratch=from_scratch)
     batched = TransformerFamily(spec, VOCAB, SEQ_LEN, train, device)
     batched.block, batched.head_chunk = 3, 2  # several blocks and head chunks, some of them partial
-    return batched, LoopedTransformerFamily(spec, VOCAB, SEQ_LEN, train, device)
+    return batched
+
+
+def reference(fam: TransformerFamily) -> gpt.GPTConfig:
+    """The reference GPT of the family's size."""
+    return gpt.GPTConfig(fam.vocab_size, fam.seq_len, fam.spec.d_model, fam.spec.layers, fam.spec.heads)
+
+
+def per_model(state: TransformerState) -> list[dict[str, torch.Tensor]]:
+    """Each developer's weights: the initial values the reference shares with the family."""
+    return [{k: v[i] for k, v in state.tensors().items()} for i in range(state.n)]
 
 
 def markov_source(n: int, vocab: int = VOCAB, seq_len: int = SEQ_LEN) -> tuple[NgramFamily, NgramState]:
@@ -57,7 +67,7 @@ def close(a: TransformerState, b: TransformerState, atol: float = 1e-5) -> bool:
 
 
 def test_parameter_count_matches_the_state() -> None:
-    fam, _ = families(layers=2)
+    fam = family(layers=2)
     state = fam.init(3, gen())
     assert sum(t[0].numel() for t in state.tensors().values()) == parameter_count(fam.spec, VOCAB, SEQ_LEN)
     default = TransformerFamilySpec()
@@ -66,36 +76,44 @@ def test_parameter_count_matches_the_state() -> None:
 
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("from_scratch", [False, True])
-def test_batched_training_matches_looped_reference(layers: int, from_scratch: bool) -> None:
-    batched, looped = families(layers, from_scratch=from_scratch)
+def test_batched_training_matches_the_reference(layers: int, from_scratch: bool) -> None:
+    batched = family(layers, from_scratch=from_scratch)
     previous = batched.init(5, gen())
     items, weights = data(5)
     state, losses = batched.train_losses(previous, items, weights, gen(2))
-    ref_state, ref_losses = looped.train_losses(previous, items, weights, gen(2))
+    g = gen(2)
+    start = batched.init(5, g) if from_scratch else previous  # fresh weights come first from the generator
+    train = batched.train
+    ref, ref_losses = gpt.train(reference(batched), per_model(start), items, weights, train.steps, train.batch,
+                                train.lr, g)  # fmt: skip
     assert losses.shape == (5, 6)
     assert torch.allclose(losses, ref_losses, atol=1e-5)
     # Adam divides by √v: where a gradient is nearly zero (queries and keys at initialisation) float32
     # rounding of the gradient moves the update by up to lr·steps·(rounding/|g|), so weights get 1e-4.
-    assert close(state, ref_state, atol=1e-4)
-    assert close(state.select(slice(1, 2)), previous.select(slice(1, 2)), atol=0.0)
+    for i in (0, 2, 3, 4):
+        for name, value in per_model(state)[i].items():
+            assert torch.allclose(value, ref[i][name], atol=1e-4), (i, name)
+    assert close(state.select(slice(1, 2)), previous.select(slice(1, 2)), atol=0.0)  # no data: kept
     assert not close(state.select(slice(0, 1)), previous.select(slice(0, 1)), atol=1e-3)
     assert (losses[[0, 2, 3, 4], -1] < losses[[0, 2, 3, 4], 0]).all()
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-def test_batched_sampling_and_log_prob_match_looped_reference(layers: int) -> None:
-    batched, looped = families(layers)
+def test_batched_sampling_and_log_prob_match_the_reference(layers: int) -> None:
+    batched = family(layers)
     items, weights = data(5)
     state = batched.fit(batched.init(5, gen()), items, weights, gen(2))
+    models, config = per_model(state), reference(batched)
     prompts = items[:, :7, :2]
     for kwargs in ({}, {"temperature": 0.8, "top_p": 0.9}, {"prompts": prompts}):
         a = batched.sample(state, 7, gen(3), **kwargs)
-        assert torch.equal(a, looped.sample(state, 7, gen(3), **kwargs))
+        assert torch.equal(a, gpt.sample(config, models, 7, gen(3), **kwargs)), kwargs
     assert torch.equal(a[..., :2], prompts)
-    assert torch.allclose(batched.log_prob(state, items), looped.log_prob(state, items), atol=1e-5)
+    want = torch.stack([gpt.GPT.from_weights(config, w).log_prob(x) for w, x in zip(models, items, strict=True)])
+    assert torch.allclose(batched.log_prob(state, items), want, atol=1e-5)
     batched.chunk = 1  # one developer and one sequence at a time: the same numbers
     assert torch.equal(batched.sample(state, 7, gen(3), prompts=prompts), a)
-    assert torch.allclose(batched.log_prob(state, items), looped.log_prob(state, items), atol=1e-5)
+    assert torch.allclose(batched.log_prob(state, items), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5])
@@ -149,7 +167,7 @@ def test_log_probs_of_all_sequences_sum_to_one() -> None:
 
 
 def test_low_temperature_gives_the_greedy_sequence() -> None:
-    batched, _ = families()
+    batched = family()
     items, weights = data(3)
     state = batched.fit(batched.init(3, gen()), items, weights, gen(2))
     out = batched.sample(state, 8, gen(4), temperature=1e-5)
@@ -158,7 +176,7 @@ def test_low_temperature_gives_the_greedy_sequence() -> None:
 
 
 def test_top_p_never_leaves_the_nucleus() -> None:
-    batched, _ = families(steps=2)
+    batched = family(steps=2)
     state = batched.init(3, gen())
     state.lm_head *= 10  # spread the next-token distributions so the nucleus is a strict subset
     top_p = 0.5
@@ -171,7 +189,7 @@ def test_top_p_never_leaves_the_nucleus() -> None:
 
 
 def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
-    batched, _ = families()
+    batched = family()
     items, weights = data(4)
     state = batched.fit(batched.init(4, gen()), items, weights, gen(2))
     twins = TransformerState.stack([state, state.select(slice(0, 1))])  # developer 4 copies developer 0
@@ -192,6 +210,7 @@ def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
     assert torch.allclose(batched.divergence(twins, probe, *some), d[some], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_on_a_markov_source_beats_the_uniform_model() -> None:
     spec = TransformerFamilySpec(d_model=16, layers=1, heads=2)
     fam = TransformerFamily(spec, VOCAB, SEQ_LEN, TrainSpec(steps=150, batch=16, lr=1e-2), CPU)
@@ -206,7 +225,7 @@ def test_training_on_a_markov_source_beats_the_uniform_model() -> None:
 
 
 def test_bfloat16_compute_tracks_float32() -> None:
-    batched, _ = families()
+    batched = family()
     low = TransformerFamily(batched.spec.model_copy(update={"dtype": "bfloat16"}), VOCAB, SEQ_LEN, batched.train, CPU)
     items, weights = data(3)
     previous = batched.init(3, gen())
@@ -218,17 +237,20 @@ def test_bfloat16_compute_tracks_float32() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu_and_the_looped_reference() -> None:
+def test_cuda_matches_cpu_and_the_reference() -> None:
     cuda = torch.device("cuda")
-    batched, looped = families(device=cuda)
+    batched = family(device=cuda)
     items, weights = data(5)
-    previous = families()[0].init(5, gen())
+    previous = family().init(5, gen())
     step = batched.trainer(previous).step(items[:, :4])  # CPU tensors: the CPU path
     moved = TransformerState(**{k: v.to(cuda) for k, v in previous.tensors().items()})
     items, weights = items.to(cuda), weights.to(cuda)
     assert torch.allclose(batched.trainer(moved).step(items[:, :4]).cpu(), step, atol=1e-4)
     state, losses = batched.train_losses(moved, items, weights, torch.Generator(cuda).manual_seed(2))
-    ref_state, ref_losses = looped.train_losses(moved, items, weights, torch.Generator(cuda).manual_seed(2))
-    assert torch.allclose(losses, ref_losses, atol=1e-5) and close(state, ref_state, atol=1e-4)
+    train, config = batched.train, reference(batched)
+    ref, ref_losses = gpt.train(config, per_model(moved), items, weights, train.steps, train.batch, train.lr,
+                                torch.Generator(cuda).manual_seed(2))  # fmt: skip
+    assert torch.allclose(losses, ref_losses, atol=1e-5)
+    assert all(torch.allclose(v, ref[0][k], atol=1e-4) for k, v in per_model(state)[0].items())
     samples = batched.sample(state, 7, torch.Generator(cuda).manual_seed(3))
-    assert torch.equal(samples, looped.sample(state, 7, torch.Generator(cuda).manual_seed(3)))
+    assert torch.equal(samples, gpt.sample(config, per_model(state), 7, torch.Generator(cuda).manual_seed(3)))

@@ -8,8 +8,8 @@ head over the ``V`` tokens (the extra embedding row ``V`` is BOS, read but never
 All developers' weights are stacked along a leading developer dimension ``N`` and applied with batched
 matmuls (``torch.bmm``), so one kernel call serves a whole block of developers. Training runs one AdamW
 (Loshchilov & Hutter, ICLR 2019) over the stacked weights; the developers' parameters are disjoint and AdamW
-is elementwise, so this is exactly N separate optimizers (``looped.py`` is that reference, and the tests
-hold the two to the same numbers).
+is elementwise, so this is exactly N separate optimizers (the tests hold it to the numbers of N separate
+``nn.Module``s with their own optimizers, written independently in ``tests/reference/gpt.py``).
 
 Memory is what makes batching slow on CPU: a tensor above glibc's
 mmap threshold is mapped and unmapped on every step, and a freed heap is trimmed, so each step pays page
@@ -117,7 +117,7 @@ def parameter_count(spec: TransformerFamilySpec, vocab_size: int, seq_len: int) 
 
 def adamw(params: list[torch.Tensor], lr: float) -> torch.optim.AdamW:
     """AdamW with torch's defaults (β = (0.9, 0.999), weight decay 0.01 on every weight), fused into one
-    kernel where the device supports it; the batched family and the looped reference share it."""
+    kernel where the device supports it."""
     return torch.optim.AdamW(params, lr=lr, fused=True)
 
 
