@@ -156,3 +156,31 @@ def vu_expected_distance(scenario) -> np.ndarray:
     bias = ((means - theta) ** 2).sum(-1)  # (T, K)
     variance = np.stack([[np.trace(c[i * d : (i + 1) * d, i * d : (i + 1) * d]) for i in range(k)] for c in covs])
     return (bias + variance).mean(1)
+
+
+def vu_transition(
+    private: Sequence[tuple[np.ndarray, np.ndarray]],
+    public: tuple[np.ndarray, np.ndarray],
+    designs: Sequence[np.ndarray],
+    reading: np.ndarray,
+    alpha: float,
+    beta: float,
+) -> np.ndarray:
+    """Q ``(K·D, K·D)`` of :func:`vu_moments` for t ≥ 1 (fixed designs): (Q)_{kj} = α W_kj G_k⁺ S_j.
+
+    Its spectral radius ρ(Q) is the rate at which the estimates forget their start (Vu et al. 2025, Thms 2–3):
+    below 1 for α < 1 and rising with α; at α = 1, Q maps equal estimates θ, …, θ to themselves, so ρ = 1 and
+    there is no convergence (the covariance then grows linearly).
+    """
+    k_n, d = len(private), public[0].shape[1]
+    a, b = (1 - alpha) * beta, (1 - alpha) * (1 - beta)
+    s_syn = [x.T @ x for x in designs]
+    w = np.asarray(reading, dtype=float)
+    q = np.zeros((k_n * d, k_n * d))
+    for k in range(k_n):
+        x_k = private[k][0]
+        g = a * x_k.T @ x_k + b * public[0].T @ public[0] + alpha * sum(w[k, j] * s_syn[j] for j in range(k_n))
+        g_inv = np.linalg.pinv(g, hermitian=True)
+        for j in range(k_n):
+            q[k * d : (k + 1) * d, j * d : (j + 1) * d] = alpha * w[k, j] * g_inv @ s_syn[j]
+    return q

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.theory import vu_moments
+from analysis.theory import vu_moments, vu_transition
 from ecosystem.model import EcosystemModel
 from ecosystem.network import reading_matrix
 from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
@@ -129,6 +129,21 @@ def expected_losses(scenario: Scenario) -> np.ndarray:
     spread = np.stack([[[np.trace(np.diag(var[j]) @ c[i * d:(i + 1) * d, i * d:(i + 1) * d]) for j in range(k)]
                         for i in range(k)] for c in covs])
     return bias + spread
+
+
+def contraction(scenario: Scenario) -> float:
+    """ρ(Q), the spectral radius of Theorem 1's transition on the scenario's world (their Theorem 3's rate)."""
+    model = EcosystemModel(scenario)
+    world, devs = model.world, scenario.developers
+    data = devs.policies()[0]
+
+    def arrays(batch):
+        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
+
+    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
+    q = vu_transition([arrays(world.original(i)) for i in range(devs.count)], arrays(world.public()), designs,
+                      reading_matrix(model.graph), data.synthetic, 1.0 if data.beta is None else data.beta)
+    return float(np.abs(np.linalg.eigvals(q)).max())
 
 
 def grid_frame(base: dict, reps: int, levels=LEVELS) -> pd.DataFrame:

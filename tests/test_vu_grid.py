@@ -85,3 +85,21 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     assert main(["grid", str(SCENARIO), "--reps", "1"]) == 2
     err = capsys.readouterr().err
     assert "world.dim" in err and "--reps" in err and "Traceback" not in err
+
+
+def test_contraction_rises_with_alpha_and_reaches_one(base):
+    # Vu et al. Thm 3: convergence slows as α → 1 and stops at α = 1 (ρ(Q) = 1).
+    from analysis.vu_paper import contraction
+
+    rho = [contraction(grid_scenario(base, a, 0.5)) for a in (0.25, 0.5, 0.75, 0.9, 1.0)]
+    assert all(r < 1 for r in rho[:-1]) and np.all(np.diff(rho) > 0), rho
+    assert rho[-1] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_alpha_one_loss_grows_linearly(grid):
+    # At α = 1 under uniform Π the models agree from t = 1 on and the error random-walks: the expected own
+    # loss (bias fixed, variance growing) rises by the same amount every generation (Vu et al., Thm 3).
+    own, _ = grid[1.0, 0.5]
+    step = np.diff(own)[1:]
+    assert step.min() > 0
+    np.testing.assert_allclose(step, step[0], rtol=1e-6)
