@@ -31,9 +31,9 @@ def final_values(
     """
     by = list(by)
     metrics = [m for m in metrics if m in frame.columns]
-    last = frame.groupby(by, dropna=False)["step"].transform("max")
+    last = frame.groupby(by, dropna=False, observed=True)["step"].transform("max")
     tail = frame[frame["step"] > last - window]
-    return tail.groupby(by, dropna=False)[metrics].mean().reset_index()
+    return tail.groupby(by, dropna=False, observed=True)[metrics].mean().reset_index()
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, int]:
@@ -59,7 +59,7 @@ def condition_means(
     ``by`` the whole table is one condition.
     """
     rows = []
-    groups = table.groupby(list(by), dropna=False, sort=True) if by else [((), table)]
+    groups = table.groupby(list(by), dropna=False, sort=True, observed=True) if by else [((), table)]
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
         for metric in (m for m in metrics if m in table.columns):
@@ -81,7 +81,7 @@ def ols_fits(
     Returns the ``by`` columns, ``x, y, n, slope, slope_low, slope_high, intercept, r, p_value``.
     """
     rows = []
-    groups = table.groupby(list(by), dropna=False, sort=True) if by else [((), table)]
+    groups = table.groupby(list(by), dropna=False, sort=True, observed=True) if by else [((), table)]
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
         for x in (c for c in xs if c in table.columns):
@@ -111,7 +111,7 @@ def correlations(
     Returns the ``by`` columns, ``x, y, n, r, r_low, r_high, p_value``.
     """
     rows = []
-    groups = frame.groupby(list(by), dropna=False, sort=True) if by else [((), frame)]
+    groups = frame.groupby(list(by), dropna=False, sort=True, observed=True) if by else [((), frame)]
     z = stats.norm.ppf(0.5 + level / 2)
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
@@ -166,7 +166,7 @@ def paired_contrasts(
     Returns the ``by`` columns, ``factor, level, reference, metric, mean, n, ci_low, ci_high``.
     """
     rows = []
-    groups = table.groupby(list(by), dropna=False, sort=True) if by else [((), table)]
+    groups = table.groupby(list(by), dropna=False, sort=True, observed=True) if by else [((), table)]
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
         keys = part[list(match)].astype(str).apply(tuple, axis=1)

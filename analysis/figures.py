@@ -26,6 +26,9 @@ from matplotlib.ticker import MaxNLocator
 LABELS = {
     "step": "generation",
     "nll": "held-out human NLL (nats/item)",
+    "reference_nll": "truth's held-out NLL (nats/item)",
+    "baseline_nll": "uniform model's held-out NLL (nats/item)",
+    "train_size": "training set size (items)",
     "nll_spread": "NLL spread across developers (nats/item)",
     "distance": "distance to the truth (world's unit)",
     "variance": "model variance (mean per dimension)",
@@ -115,6 +118,13 @@ def overlay(ax: Axes, frame: pd.DataFrame, x: str, y: str, name: str) -> Axes:
     """A reference curve (e.g. a closed-form prediction) drawn dashed over an existing plot."""
     ax.plot(frame[x], frame[y], "k--", lw=1.5, label=name)
     ax.legend()
+    return ax
+
+
+def reference(ax: Axes, value: float, name: str) -> Axes:
+    """A horizontal reference line (e.g. the truth's exact NLL), labelled in a legend placed off the data."""
+    ax.axhline(value, color="0.35", ls=":", lw=1.2, label=name)
+    ax.legend(fontsize=7, loc="best")
     return ax
 
 

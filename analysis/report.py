@@ -29,14 +29,14 @@ import yaml
 from analysis import effects, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
-from analysis.sweep_frame import load_sweep, runs_frame, swept_factors
+from analysis.sweep_frame import runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
     gaussian_replace_variance,
     vu_applicable,
     vu_expected_distance,
 )
-from ecosystem.results import RunFolder
+from ecosystem.results import ResultsError, RunFolder, read_manifest
 
 # Whole-ecosystem outcomes in the order the report shows them; absent columns are skipped (token worlds add
 # diversity measures, gaussian worlds have no entropy).
@@ -47,6 +47,7 @@ DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy
 CENTRALITIES = ["in_degree", "out_degree", "pagerank", "betweenness"]
 NETWORK_STATS = ["density", "reciprocity", "clustering", "avg_path_length", "efficiency", "modularity",
                  "spectral_gap"]
+SMALL_N = 3  # finished replications per condition below which the report warns
 CONSENSUS_FRACTION = 0.5  # time to consensus: generations until the mean pairwise divergence halves
 # "Final" values average the last quarter of the generations (at least one): a single generation's value
 # carries that generation's Monte Carlo noise, which a window averages out.
@@ -365,6 +366,20 @@ def _warnings(runs: list[Run]) -> list[str]:
     return out
 
 
+def _design_warnings(cells: pd.Series, missing: list[str]) -> list[str]:
+    """Runs of the design left out of the analysis, and conditions with too few replications, in words."""
+    out = []
+    if missing:
+        out.append(f"WARNING: {len(missing)} run(s) of the design are not in this analysis (failed, pending or "
+                   "unreadable): " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "") + ".")
+    small = cells[cells < SMALL_N]
+    if len(small):
+        out.append(f"WARNING: {len(small)} condition(s) have fewer than {SMALL_N} finished replications ("
+                   + ", ".join(f"{c}: n={n}" for c, n in small.items()) + "); their intervals are wide or "
+                   "missing: add replications.")
+    return out
+
+
 def _is_network(axis: str) -> bool:
     return axis == "network" or axis.startswith("network.")
 
@@ -387,18 +402,32 @@ def _non_network_axes(axes: list[str]) -> list[str]:
     return [a for a in axes if not _is_network(a)]
 
 
-def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run]]:
+def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run], list[str]]:
     """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
-    swept axes, and the loaded runs. Failed runs have no results and are left out."""
-    frame = load_sweep(path, table="model").drop_duplicates("run_id").set_index("run_id")
-    factors = swept_factors(path).loc[frame.index]
+    swept axes, the loaded finished runs, and one line per run of the design left out of the analysis
+    (failed, pending, or whose files are missing or unreadable)."""
+    manifest = read_manifest(path).set_index("run_id")
+    factors = swept_factors(path)
     axes = sorted(_swept_axes(factors), key=lambda a: not _is_network(a))  # the network first
-    params = factors[axes].join(frame[["replication"]])
+    params = factors[axes].join(manifest[["replication"]])
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
     params["condition"] = params.apply(
         lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
     ) if axes else "all runs"
-    return params, axes, {rid: load_run(path / "runs" / str(rid)) for rid in params.index}
+    # Conditions in the sweep's order (the factors' levels as the design lists them), not alphabetically.
+    order = params.sort_values(axes, kind="stable")["condition"] if axes else params["condition"]
+    params["condition"] = pd.Categorical(params["condition"], categories=list(dict.fromkeys(order)), ordered=True)
+    runs, missing = {}, []
+    for rid, row in manifest.iterrows():
+        where = f"{rid} ({params.loc[rid, 'condition']}, replication {row['replication']})"
+        if row["status"] != "done":
+            missing.append(f"{where}: {row['status']}" + (f" — {row['error']}" if row["error"] else ""))
+            continue
+        try:
+            runs[rid] = load_run(path / "runs" / str(rid))
+        except ResultsError as err:
+            missing.append(f"{where}: {err}")
+    return params.loc[list(runs)], axes, runs, missing
 
 
 def _stack(per_run: dict[str, dict[str, pd.DataFrame]], name: str, params: pd.DataFrame) -> pd.DataFrame:
@@ -474,8 +503,9 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         figures.intervals(conds[conds["metric"] == metric], x, hue=hue, title=title, ax=ax)
     pngs.append(figures.save(fig, out / "conditions.png"))
 
-    if "contrasts" in tables:
-        contrasts = tables["contrasts"][tables["contrasts"]["metric"] == "divergence"]
+    contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
+    contrasts = contrasts[contrasts["metric"] == "divergence"]
+    if len(contrasts):
         ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, title=title)
         ax.axhline(0.0, color="0.5", lw=0.8)
         ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {contrasts['reference'].iloc[0]}")
@@ -533,8 +563,9 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     # the one reported here; network_effects.csv holds every statistic.
     contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
     contrasts = contrasts[contrasts["metric"] == "divergence"].dropna(subset=["mean"])
-    fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")])
-    for key, part in contrasts.groupby(fixed, sort=False) if fixed else [((), contrasts)]:
+    fixed = list(contrasts.columns[: contrasts.columns.get_loc("factor")]) if len(contrasts) else []
+    groups = contrasts.groupby(fixed, sort=False, observed=True) if fixed else [((), contrasts)]
+    for key, part in groups if len(contrasts) else []:
         key = key if isinstance(key, tuple) else (key,)
         where = ", ".join(f"{c.rsplit('.', 1)[-1]}={v}" for c, v in zip(fixed, key, strict=True))
         factor, reference = part["factor"].iloc[0], part["reference"].iloc[0]
@@ -566,17 +597,21 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
 
 def _sweep_report(path: Path, out: Path) -> Report:
     """Tables, figures, findings and the design description of a sweep."""
-    params, axes, runs = _sweep_runs(path)
+    params, axes, runs, missing = _sweep_runs(path)
     if not runs:
-        raise FileNotFoundError(f"{path}: the sweep has no finished runs to analyse")
+        raise ResultsError(f"{path}: no finished run to analyse ({len(missing)} failed, pending or unreadable"
+                           f"{'; first: ' + missing[0] if missing else ''})")
     first = next(iter(runs.values()))
     tables = _sweep_tables(params, axes, runs)
     title = f"{first.name}: sweep of {len(runs)} runs"
     pngs = _sweep_figures(tables, axes, params, runs, first.name, out)
     status = runs_frame(path)["status"].value_counts().to_dict()
+    cells = params.groupby("condition", sort=False).size()
     design = yaml.safe_dump({"swept": {a: params[a].drop_duplicates().tolist() for a in axes},
                              "replications": int(params["replication"].nunique()),
-                             "runs": {str(k): int(v) for k, v in status.items()}}, sort_keys=False)
+                             "runs": {str(k): int(v) for k, v in status.items()},
+                             "runs analysed per condition": {str(k): int(v) for k, v in cells.items()},
+                             "runs left out": missing}, sort_keys=False, allow_unicode=True)
     if (path / "sweep.yaml").is_file():
         design += "\n# the sweep file as given\n" + (path / "sweep.yaml").read_text()
     design += "\n# first run, fully resolved\n" + yaml.safe_dump(first.scenario, sort_keys=False)
@@ -584,7 +619,7 @@ def _sweep_report(path: Path, out: Path) -> Report:
     conds = conds[conds["metric"].isin([*OUTCOMES, "time_to_consensus", "consensus_reached"])]
     conds = conds[conds["metric"].isin(conds.dropna(subset=["mean"])["metric"])]  # no columns of n/a
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
-    findings = [*_warnings(list(runs.values())), *_sweep_findings(tables)]
+    findings = [*_warnings(list(runs.values())), *_design_warnings(cells, missing), *_sweep_findings(tables)]
     return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline)
 
 

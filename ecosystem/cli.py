@@ -89,6 +89,8 @@ def sweep(
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (ray backend)")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume",
                                          help="skip finished runs; --no-resume refuses an existing sweep")] = True,
+    force: Annotated[bool, typer.Option("--force", help="extend this sweep even if its base scenario changed")
+                     ] = False,
     figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -101,7 +103,7 @@ def sweep(
     try:
         with terminate_as_interrupt():
             result = run_sweep(file, out=out, workers=workers, backend=backend, address=address, resume=resume,
-                               progress=not quiet, figures=write_summary if figures else None)
+                               force=force, progress=not quiet, figures=write_summary if figures else None)
     except (ScenarioError, NetworkError, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the workers are stopped
@@ -124,6 +126,7 @@ def analyze(
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
+
     try:
         report = build_report(folder, out)
     except (FileNotFoundError, FileExistsError, ResultsError) as err:
@@ -151,6 +154,48 @@ def viz(
     except DashboardError as err:
         raise fail(str(err)) from None
     serve(path, kind, sock, open_browser=not no_open)
+
+
+@app.command()
+def samples(
+    folder: Annotated[Path, typer.Argument(help="a run folder", show_default=False)],
+    developer: Annotated[int | None, typer.Option("--developer", "-d", help="one developer [default: all]")] = None,
+    steps: Annotated[str | None, typer.Option("--steps", "-s", help="generations, e.g. 1,9 [default: first,last]")]
+    = None,
+    width: Annotated[int, typer.Option("--width", help="characters per column")] = 48,
+) -> None:
+    """Print what the models wrote at some generations, side by side, so drift is read, not inferred."""
+    import textwrap
+
+    from ecosystem.results import ResultsError, RunFolder
+
+    try:
+        table = RunFolder(folder).samples
+    except ResultsError as err:
+        raise fail(str(err)) from None
+    if table is None or table.empty:
+        raise fail(f"{folder}: the run kept no samples (a world whose items are not text, or samples.keep: 0)")
+    known = sorted(table["step"].unique().tolist())
+    try:
+        chosen = [int(x) for x in steps.split(",")] if steps else sorted({known[0], known[-1]})
+    except ValueError:
+        raise fail(f"--steps: must be generations separated by commas, e.g. 1,9, got {steps!r}") from None
+    if missing := [s for s in chosen if s not in known]:
+        raise fail(f"--steps: generation {missing[0]} was not kept; kept: {known[0]}–{known[-1]}")
+    developers = sorted(table["developer"].unique().tolist())
+    if developer is not None and developer not in developers:
+        raise fail(f"--developer: must be between 0 and {developers[-1]}, got {developer}")
+    for k in [developer] if developer is not None else developers:
+        typer.echo(f"developer {k}")
+        columns = [table[(table.developer == k) & (table.step == s)]["text"].tolist() for s in chosen]
+        typer.echo("  " + " | ".join(f"generation {s}".ljust(width) for s in chosen))
+        for row in zip(*columns, strict=True):
+            # newlines and tabs shown as symbols so each sample stays in its column
+            wrapped = [textwrap.wrap(t.replace("\n", "⏎").replace("\t", "⇥"), width, drop_whitespace=False) or [""]
+                       for t in row]
+            for line in range(max(map(len, wrapped))):
+                typer.echo("  " + " | ".join((w[line] if line < len(w) else "").ljust(width) for w in wrapped))
+            typer.echo("")
 
 
 def _free_folder(base: Path) -> Path:

@@ -102,6 +102,7 @@ class EcosystemModel(mesa.Model):
         self.summary: dict[str, float] = {}
         self.history: list[dict[str, np.ndarray]] = []  # per-developer metrics of each generation
         self.divergence_history: list[tuple[int, np.ndarray]] = []  # (generation, (P,) pair divergences)
+        self.kept_samples: list[tuple[int, list[str]]] = []  # (generation, N·keep texts, developer-major)
 
         self.datacollector = mesa.DataCollector(
             model_reporters={"step": "generation"} | {m: _reporter(m) for m in self.metric_names()})
@@ -129,6 +130,7 @@ class EcosystemModel(mesa.Model):
             sums = self._training_sums(idx, weight)
         stats = _training_stats(sums, train.n)
         samples = self._sample()
+        self._keep_samples(t, samples)
         facts = self._publish(samples, t, stats["train_lineage_depth"])
         self._measure(t, samples, facts, stats)
         self._release()
@@ -157,6 +159,13 @@ class EcosystemModel(mesa.Model):
         publish = self.scenario.developers.publish
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
                                   top_p=publish.top_p, prompts=self.world.prompts(publish.samples, self.generator))
+
+    def _keep_samples(self, t: int, samples: torch.Tensor) -> None:
+        """Keep the decoded text of each developer's first ``samples.keep`` published items (token worlds)."""
+        keep = min(self.scenario.samples.keep, samples.shape[1])
+        texts = self.world.to_text(samples[:, :keep]) if keep > 0 else None
+        if texts is not None:
+            self.kept_samples.append((t, texts))
 
     def _training_sums(self, idx: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """``(3, N)``: per developer Σw, Σw·[synthetic] and Σw·depth over padded indices ``idx (N, B)``."""
@@ -266,6 +275,18 @@ class EcosystemModel(mesa.Model):
         for name in self.agent_names():
             columns[name] = np.concatenate([h[name] for h in self.history]) if steps else np.empty(0)
         return pd.DataFrame(columns)
+
+    def samples_frame(self) -> pd.DataFrame | None:
+        """What the models wrote: one row per kept sample, ``step, developer, text``; None when the world's
+        items are not text or ``samples.keep`` is 0."""
+        if not self.kept_samples:
+            return None
+        n = len(self.developers)
+        steps, texts = zip(*self.kept_samples, strict=True)
+        keep = len(texts[0]) // n
+        return pd.DataFrame({"step": np.repeat(np.array(steps), n * keep),
+                             "developer": np.tile(np.repeat(np.arange(n), keep), len(steps)),
+                             "text": [x for batch in texts for x in batch]})
 
     def divergences(self) -> Divergences | None:
         """The pairwise divergences measured so far, or None when none were."""

@@ -10,6 +10,9 @@
                        (:class:`Divergences`); absent when the scenario measures none
     network.edgelist   ``u v weight`` lines (u → v: v reads u)
     meta.json          seed, sizes, device, versions, timings
+    samples.parquet    what the models wrote (token worlds): ``step, developer, text``, ``samples.keep`` per
+                       developer per generation; absent for worlds whose items are not text
+    corpus.json        the ``corpus`` world's parts (documents, tokens); ``tokenizer.json`` its BPE vocabulary
     summary.png        optional one-glance figure
 
 A sweep folder holds ``sweep.yaml``, ``manifest.jsonl`` (an append-only log of outcomes), ``manifest.parquet``
@@ -38,6 +41,7 @@ SCENARIO, MODEL, AGENTS, DIVERGENCE, NETWORK, META, SUMMARY = (
     "scenario.yaml", "model.parquet", "agents.parquet", "divergence.npz", "network.edgelist", "meta.json",
     "summary.png",
 )  # fmt: skip
+SAMPLES = "samples.parquet"
 LEGACY_DIVERGENCE = "divergence.npy"
 RENAMED = {"homogenization": "divergence"}  # columns of older run folders → their current names
 
@@ -185,6 +189,13 @@ class RunFolder:
             return Divergences.from_matrices(np.arange(1, len(matrices) + 1), matrices)
         return None
 
+    @cached_property
+    def samples(self) -> pd.DataFrame | None:
+        """What the models wrote (``step, developer, text``), or None when the run kept none."""
+        if not (self.path / SAMPLES).is_file():
+            return None
+        return self._read(SAMPLES, pd.read_parquet)
+
     @property
     def n_developers(self) -> int:
         return int(self.meta.get("developers") or self.divergence.n)
@@ -221,10 +232,17 @@ def write_run(
     divergence: Divergences | None,
     graph: nx.DiGraph,
     meta: dict[str, Any],
+    samples: pd.DataFrame | None = None,
+    files: dict[str, str] | None = None,
 ) -> None:
-    """Write every file of a run folder into ``folder`` (which the caller renames into place when whole)."""
+    """Write every file of a run folder into ``folder`` (which the caller renames into place when whole);
+    ``files`` are the world's own (name → text)."""
     from ecosystem.network import write_edge_list
 
+    if samples is not None:
+        samples.to_parquet(folder / SAMPLES, index=False)
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
     (folder / SCENARIO).write_text(scenario_text)
     model.to_parquet(folder / MODEL, index=False)
     agents.to_parquet(folder / AGENTS, index=False)

@@ -103,11 +103,110 @@ class LogicWorldSpec(Strict):
         return self
 
 
+class CorpusSourceSpec(Strict):
+    """One corpus (a concept of the ``corpus`` world): the user's files, or text that ships with Python.
+
+    ``files`` are files or folders, relative to the scenario file. ``format`` says what a document is:
+    ``txt`` a whole file (a folder: each ``*.txt`` file in it), ``lines`` each non-empty line, ``jsonl``
+    the ``text_field`` of each JSON line; ``auto`` reads folders as ``txt``, ``*.jsonl`` as ``jsonl`` and
+    any other file as ``lines``. ``python: prose`` is the language reference (``pydoc_data.topics``) and
+    the standard library's docstrings; ``python: code`` is the standard library's source code.
+    """
+
+    name: str = "text"
+    files: Annotated[list[str], Field(min_length=1)] | None = None
+    python: Literal["prose", "code"] | None = None
+    format: Literal["auto", "txt", "lines", "jsonl"] = "auto"
+    text_field: str = "text"  # the field holding a document's text in a JSONL file
+    max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000  # text read, documents taken in a seeded order
+
+    @field_validator("files")
+    @classmethod
+    def _exist(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return None
+        base = Path((info.context or {}).get("base_dir", "."))
+        paths = []
+        for name in value:
+            path = (base / name).resolve()
+            if not path.exists():
+                raise ValueError(f"file or folder not found: {path}")
+            paths.append(str(path))
+        return paths
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusSourceSpec:
+        if (self.files is None) == (self.python is None):
+            raise ValueError("files: give either files (your own text) or python: prose | code, not both")
+        if self.files is not None:  # read now, so that a bad file is a one-line error before anything runs
+            from ecosystem.worlds.corpus import CorpusError, read_files
+
+            try:
+                read_files(tuple(self.files), self.format, self.text_field)
+            except CorpusError as err:
+                raise ValueError(str(err)) from None
+        return self
+
+
+class SplitSpec(Strict):
+    """Shares of each corpus's documents (by text volume) in each part; the private part has the rest."""
+
+    public: Share = 0.1  # shared public data
+    fresh: Share = 0.4  # the stream human authors write from, generation after generation
+    heldout: Share = 0.1  # quality is measured on it
+
+    @model_validator(mode="after")
+    def _room(self) -> SplitSpec:
+        if self.public + self.fresh + self.heldout >= 1.0:
+            raise ValueError("heldout: public + fresh + heldout must leave a share for private data (below 1), "
+                             f"got {self.public + self.fresh + self.heldout:g}")
+        if self.fresh == 0 or self.heldout == 0:
+            raise ValueError("fresh: fresh and heldout must be above 0")
+        return self
+
+
+class TokenizerSpec(Strict):
+    """``bytes``: UTF-8 bytes, vocabulary 256 plus the document separator. ``bpe``: a byte-level BPE
+    vocabulary of ``vocab`` tokens trained on the scenario's non-held-out text (``tokenizers``)."""
+
+    kind: Literal["bytes", "bpe"] = "bytes"
+    vocab: Annotated[int, Field(ge=260, le=4096)] = 512  # bpe only
+
+
+class CorpusWorldSpec(Strict):
+    """Real text: windows of ``seq_len`` tokens from corpora split by document into private, public, fresh
+    and held-out parts. Concepts are the corpora. No exact likelihood, validity or KL (see the README)."""
+
+    kind: Literal["corpus"] = "corpus"
+    corpora: Annotated[list[CorpusSourceSpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [CorpusSourceSpec(name="prose", python="prose"),
+                                 CorpusSourceSpec(name="code", python="code")])
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    seq_len: Annotated[int, Field(ge=2, le=1024)] = 64
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    heldout: Count = 256  # held-out windows per community
+    seed: Seed | None = None  # pins the split (and BPE) independently of `seed`
+
+    @model_validator(mode="after")
+    def _names(self) -> CorpusWorldSpec:
+        names = [c.name for c in self.corpora]
+        if len(set(names)) != len(names):
+            raise ValueError(f"corpora: names must be unique, got {names}")
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids models predict: 256 bytes and the separator, or the BPE vocabulary."""
+        return 257 if self.tokenizer.kind == "bytes" else self.tokenizer.vocab
+
+
 WorldSpec = Annotated[
-    Union[GaussianWorldSpec, LinearWorldSpec, TopicMarkovWorldSpec, LogicWorldSpec],  # noqa: UP007
+    Union[GaussianWorldSpec, LinearWorldSpec, TopicMarkovWorldSpec, LogicWorldSpec, CorpusWorldSpec],  # noqa: UP007
     Field(discriminator="kind"),
 ]
-TOKEN_WORLDS = ("topic_markov", "logic")
+TOKEN_WORLDS = ("topic_markov", "logic", "corpus")
+VERIFYING_WORLDS = ("topic_markov", "logic")
+MAX_NGRAM_BYTES = 4 << 30  # n-gram tables of all developers together (float32)
 
 
 # ── families ──────────────────────────────────────────────────────────────────────────────────────────
@@ -433,6 +532,13 @@ class MetricsSpec(Strict):
             self.pairwise]
 
 
+class SamplesSpec(Strict):
+    """What the models wrote, kept for reading (``samples.parquet``, ``ecosim samples``): the first ``keep``
+    items each developer publishes each generation, decoded by token worlds (0: keep none)."""
+
+    keep: Annotated[int, Field(ge=0, le=64)] = 4
+
+
 # ── sweeps ────────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -466,6 +572,7 @@ class Scenario(Strict):
     developers: DevelopersSpec = Field(default_factory=DevelopersSpec)
     network: NetworkSpec = Field(default_factory=CompleteNet)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    samples: SamplesSpec = Field(default_factory=SamplesSpec)
     sweep: SweepSpec | None = None
 
     _world_kind = field_validator("world", mode="before")(_default_kind("gaussian"))
@@ -499,11 +606,12 @@ class Scenario(Strict):
                                  f"'concept_…' (names become columns nll_<name>), got {name!r}")
         if isinstance(self.network, StochasticBlockNet) and devs.groups is None:
             raise ValueError("developers.groups: required by network.kind 'stochastic_block' (block sizes)")
-        if any(p.verifier is not None for p in devs.policies()) and world.kind not in TOKEN_WORLDS:
+        if any(p.verifier is not None for p in devs.policies()) and world.kind not in VERIFYING_WORLDS:
             raise ValueError(
                 f"developers.data.verifier: the {world.kind} world has no verifier; it needs "
-                f"{' or '.join(TOKEN_WORLDS)}"
+                f"{' or '.join(VERIFYING_WORLDS)}"
             )
+        _check_ngram_memory(devs, world)
         _check_network_size(self.network, devs.count)
         if any(p.mix == "weight" for p in devs.policies()) and devs.family.kind not in ("gaussian", "linear"):
             raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
@@ -520,7 +628,21 @@ def world_concepts(world: Any) -> int:
     """How many concepts a world has (logic: one per expression depth)."""
     if isinstance(world, LogicWorldSpec):
         return world.max_depth - world.min_depth + 1
+    if isinstance(world, CorpusWorldSpec):
+        return len(world.corpora)
     return getattr(world, "concepts", 1)
+
+
+def _check_ngram_memory(devs: DevelopersSpec, world: Any) -> None:
+    """An n-gram's tables grow as V^order: refuse those that would not fit (real vocabularies reach 4096)."""
+    if devs.family.kind != "ngram":
+        return
+    vocab = {"topic_markov": getattr(world, "vocab", 0), "logic": 8}.get(world.kind) or world.vocab_size
+    size = 4 * devs.count * (vocab + 1) ** (devs.family.order - 1) * vocab
+    if size > MAX_NGRAM_BYTES:
+        raise ValueError(f"developers.family.order: an order-{devs.family.order} n-gram over {vocab} tokens needs "
+                         f"{size / 2**30:.1f} GiB of tables for {devs.count} developers (at most "
+                         f"{MAX_NGRAM_BYTES / 2**30:g} GiB); lower the order, the vocabulary or the developers")
 
 
 def _check_network_size(net: Any, n: int) -> None:

@@ -3,6 +3,7 @@
 The sweep folder (default ``sweeps/<name>`` under the current directory)::
 
     sweep.yaml          the design file as given (by the latest invocation)
+    base.yaml           the base scenario it varies; a changed base is refused unless forced
     manifest.jsonl      append-only log: one JSON line per run that finished or failed, written as it happens
     manifest.parquet    the current design's runs and their status (rewritten at the start and the end)
     runs/<run_id>/      one folder per finished run (the ``ecosystem.run`` layout)
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import yaml
 from tqdm import tqdm
 
 from ecosystem.design import Run, expand, load_design
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from ecosystem.run import Summary
 
 DEFAULT_RUNNER = "ecosystem.run:run_scenario"
+BASE = "base.yaml"  # the resolved base scenario, copied into the sweep folder
 # "module:function", or a picklable callable(scenario, out_dir, *, progress, summary) like run_scenario.
 Runner = str | Callable[..., Any]
 
@@ -98,6 +101,7 @@ def run_sweep(
     backend: str = "process",
     address: str | None = None,
     resume: bool = True,
+    force: bool = False,
     progress: bool = True,
     figures: Summary | None = None,
     runner: Runner = DEFAULT_RUNNER,
@@ -122,11 +126,16 @@ def run_sweep(
     design = load_design(path)
     runs = expand(design)
     folder = Path(out) if out is not None else Path.cwd() / "sweeps" / design.name
+    base = yaml.safe_dump(design.base, sort_keys=True)  # the base scenario as this invocation reads it
+    if (folder / BASE).is_file() and (folder / BASE).read_text() != base and not force:
+        raise FileExistsError(f"{folder}: the base scenario changed since this sweep began (kept in {BASE}); "
+                              "choose a new --out folder, or pass --force to extend this sweep with the new base")
     if not resume and (folder / "manifest.jsonl").exists():
         raise FileExistsError(f"{folder}: holds a sweep already; resume it, or choose another output folder")
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     with _lock(folder), contextlib.closing(_Manifest(folder)) as manifest:
         write_atomic(folder / "sweep.yaml", design.text)
+        write_atomic(folder / BASE, base)  # the sweep folder is self-contained
         remove_stale(folder / "runs")  # half-written runs of killed workers
         todo = manifest.recover(runs)
         skipped = len(runs) - len(todo)
@@ -148,9 +157,7 @@ def run_sweep(
             manifest.write_table(runs)
             remove_stale(folder / "runs")  # after an interrupt: the runs of the workers it stopped
         result = SweepResult(folder, manifest.records(runs), skipped, time.perf_counter() - start)
-    if progress:
-        print(result.table(), file=sys.stderr)
-    return result
+    return result  # the caller prints result.table() once (the CLI on stdout)
 
 
 # ── the worker ────────────────────────────────────────────────────────────────────────────────────────

@@ -3,8 +3,12 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One torch thread in the test process: tiny tensors gain nothing from two, and a busy machine (CI, a
+# parallel test run) then costs a test its share of one core instead of thrashing both.
+torch.set_num_threads(1)
 
 
 def tiny(**overrides) -> dict:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import random
+import time
 
 import networkx as nx
 import numpy as np
 import pytest
 
+from analysis import network_stats
 from analysis.network_stats import network_statistics, node_statistics
-from ecosystem.network import build_network
+from ecosystem.network import build_network, reading_matrix
 from ecosystem.scenario import CompleteNet, RingNet, StarNet
 
 
@@ -110,3 +113,104 @@ def test_edgeless_graph_is_nan_where_undefined():
     assert math.isnan(s["reciprocity"]) and math.isnan(s["avg_path_length"]) and math.isnan(s["modularity"])
     assert s["reachability"] == 0.0
     assert np.isfinite(s["slem"])  # W is all zeros: every eigenvalue is 0
+
+
+# ── the fast path against networkx's own functions ────────────────────────────────────────────────────
+
+
+def reference_statistics(g: nx.DiGraph, groups: list[int]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The statistics by networkx's functions on the graph without self-loops (W's spectrum by numpy)."""
+    h = g.copy()
+    h.remove_edges_from(list(nx.selfloop_edges(h)))
+    n = h.number_of_nodes()
+    lengths = [d for u, dist in nx.shortest_path_length(h) for v, d in dist.items() if u != v]
+    communities = [{u for u in range(n) if groups[u] == c} for c in sorted(set(groups))]
+    moduli = np.sort(np.abs(np.linalg.eigvals(reading_matrix(g))))
+    graph = {
+        "edges": h.number_of_edges(),
+        "density": nx.density(h),
+        "reciprocity": nx.overall_reciprocity(h),
+        "clustering": nx.average_clustering(h.to_undirected()),
+        "avg_path_length": float(np.mean(lengths)),
+        "reachability": len(lengths) / (n * (n - 1)),
+        "efficiency": float(np.sum(1 / np.asarray(lengths, dtype=float))) / (n * (n - 1)),
+        "modularity": nx.community.modularity(h, communities, weight=None),
+        "slem": moduli[-2],
+    }
+    pagerank = nx.pagerank(h.reverse(copy=True), weight="weight", tol=1e-12, max_iter=1000)
+    betweenness = nx.betweenness_centrality(h)
+    nodes = {"pagerank": [pagerank[u] for u in range(n)], "betweenness": [betweenness[u] for u in range(n)],
+             "in_degree": [h.in_degree(u) for u in range(n)], "out_degree": [h.out_degree(u) for u in range(n)]}
+    return graph, nodes
+
+
+def small_graphs() -> dict[str, nx.DiGraph]:
+    rng = np.random.default_rng(7)
+    graphs = {
+        "sparse directed": nx.gnp_random_graph(40, 0.06, seed=1, directed=True),  # many unreachable pairs
+        "dense directed": nx.gnp_random_graph(30, 0.6, seed=2, directed=True),
+        "small world": nx.watts_strogatz_graph(50, 4, 0.2, seed=3).to_directed(),
+        "scale free": nx.barabasi_albert_graph(45, 2, seed=4).to_directed(),
+        "directed path": nx.path_graph(25, create_using=nx.DiGraph),  # long distances, one direction
+        "isolated nodes": nx.disjoint_union(nx.complete_graph(6).to_directed(), nx.empty_graph(4, nx.DiGraph)),
+    }
+    for name, g in graphs.items():
+        g = nx.DiGraph(g)
+        g.add_edges_from((u, u) for u in range(0, g.number_of_nodes(), 2))  # self-loops on every other node
+        for u, v in g.edges:
+            g[u][v]["weight"] = float(rng.uniform(0.5, 2.0)) if name != "small world" else 1.0
+        graphs[name] = g
+    return graphs
+
+
+GRAPHS = small_graphs()
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+@pytest.mark.parametrize("products", ["sparse", "dense", "chosen"])
+def test_statistics_match_networkx(name, products, monkeypatch):
+    # Every search level as a sparse product, as a dense matmul, or as the cost rule chooses.
+    threshold = {"sparse": math.inf, "dense": 0.0, "chosen": network_stats.DENSE_ABOVE}[products]
+    monkeypatch.setattr(network_stats, "DENSE_ABOVE", threshold)
+    g = GRAPHS[name]
+    n = g.number_of_nodes()
+    groups = [u % 3 for u in range(n)]
+    graph, nodes = reference_statistics(g, groups)
+    s = network_statistics(g, groups)
+    for key, value in graph.items():
+        assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    frame = node_statistics(g, groups)
+    for key, values in nodes.items():
+        assert frame[key].tolist() == pytest.approx(values, rel=1e-7, abs=1e-12), key
+
+
+def test_sampled_sources_match_networkx_k(monkeypatch):
+    # Above SAMPLE_ABOVE nodes: betweenness as networkx's k-sample with the same seed, path statistics over
+    # the pairs leaving the same sources.
+    monkeypatch.setattr(network_stats, "SAMPLE_ABOVE", 20)
+    monkeypatch.setattr(network_stats, "SAMPLED_SOURCES", 9)
+    g = GRAPHS["sparse directed"]
+    h = g.copy()
+    h.remove_edges_from(list(nx.selfloop_edges(h)))
+    n = h.number_of_nodes()
+    expected = nx.betweenness_centrality(h, k=9, seed=network_stats.SAMPLE_SEED)
+    assert node_statistics(g)["betweenness"].tolist() == pytest.approx([expected[u] for u in range(n)], rel=1e-9)
+    sources = random.Random(network_stats.SAMPLE_SEED).sample(list(h.nodes), 9)
+    lengths = [d for s in sources for v, d in nx.single_source_shortest_path_length(h, s).items() if v != s]
+    s = network_statistics(g)
+    assert s["avg_path_length"] == pytest.approx(np.mean(lengths))
+    assert s["reachability"] == pytest.approx(len(lengths) / (9 * (n - 1)))
+
+
+@pytest.mark.slow
+def test_complete_graph_of_2000_in_seconds():
+    # The size of issue 9: a dense graph of 2000 developers (4 million edges) in seconds, not minutes.
+    g = build_network(CompleteNet(), 2000, seed=0)
+    start = time.perf_counter()
+    s = network_statistics(g)
+    nodes = node_statistics(g)
+    assert time.perf_counter() - start < 60  # a generous bound on a shared 2-core machine (about 10 s alone)
+    assert s["avg_path_length"] == 1.0 and s["efficiency"] == 1.0 and s["clustering"] == pytest.approx(1.0)
+    assert s["slem"] == pytest.approx(0.0, abs=1e-9)
+    assert nodes["betweenness"].max() == 0.0
+    assert nodes["pagerank"].to_numpy() == pytest.approx(np.full(2000, 1 / 2000))

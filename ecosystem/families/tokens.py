@@ -47,7 +47,8 @@ def sample_next(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p
     cdf = probs.cumsum(-1)  # (..., V)
     token = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True)  # (..., 1)
     # u·total can round up to the total; never step past the last token with positive probability.
-    last = (probs > 0).cumsum(-1).argmax(-1, keepdim=True)  # (..., 1)
+    ids = torch.arange(probs.shape[-1], device=probs.device)
+    last = torch.where(probs > 0, ids, 0).amax(-1, keepdim=True)  # (..., 1)
     token = torch.minimum(token, last)
     if order is not None:
         token = order.gather(-1, token)

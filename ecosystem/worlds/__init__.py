@@ -32,6 +32,10 @@ def build_world(scenario: Scenario, device: torch.device, seed: int) -> World:
             from ecosystem.worlds.logic import LogicWorld
 
             return LogicWorld(*args, seed)
+        case "corpus":
+            from ecosystem.worlds.corpus import CorpusWorld
+
+            return CorpusWorld(*args, seed)
     raise ValueError(f"world.kind: unknown kind {spec.kind!r}")  # pragma: no cover
 
 

@@ -110,6 +110,15 @@ class World:
         heldout = self.heldout().items
         return {"reference_nll": float(-self.log_prob(heldout).double().mean()), "baseline_nll": math.nan}
 
+    def to_text(self, items: torch.Tensor) -> list[str] | None:
+        """Readable text of ``items (..., *item)`` (row-major), or None where items are not text (continuous
+        worlds)."""
+        return None
+
+    def artifacts(self) -> dict[str, str]:
+        """Files the world adds to the run folder (name → text) so that the run describes itself."""
+        return {}
+
     def kl_ngram(self, logp: torch.Tensor) -> torch.Tensor | None:
         """Exact KL(true ‖ n-gram model) per developer where the world can give it, else None."""
         return None

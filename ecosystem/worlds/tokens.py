@@ -37,3 +37,7 @@ class TokenWorld(CommunityMixture):
         """The truth's own held-out NLL, and that of the uniform model over the vocabulary (T log V): a model
         that has learned nothing sits at the baseline, a perfect one at the reference."""
         return super().reference() | {"baseline_nll": self.item_shape[0] * math.log(self.vocab_size)}
+
+    def to_text(self, items: torch.Tensor) -> list[str]:
+        """Token ids of ``items (..., T)`` (row-major), space-separated."""
+        return [" ".join(map(str, row)) for row in items.reshape(-1, items.shape[-1]).tolist()]

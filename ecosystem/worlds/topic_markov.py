@@ -115,6 +115,15 @@ class TopicMarkovWorld(TokenWorld):
         concept = first.div(self.block, rounding_mode="floor")
         return concept.masked_fill((first < 0) | (concept >= self.n_concepts), -1)
 
+    def to_text(self, items: torch.Tensor) -> list[str]:
+        """``items (..., T)`` (row-major) as block letter and rank in the block, e.g. ``B3 B0 B7`` (a leftover
+        id outside every block shows as ``?id``)."""
+        def name(t: int) -> str:
+            c = t // self.block
+            return f"{chr(65 + c % 26)}{c // 26 or ''}{t % self.block}" if 0 <= c < self.n_concepts else f"?{t}"
+
+        return [" ".join(map(name, row)) for row in items.reshape(-1, items.shape[-1]).tolist()]
+
     def verify(self, items: torch.Tensor) -> torch.Tensor:
         """Valid: the first token can start a concept's chain and every transition is allowed ``(...)``."""
         return self.log_prob_concepts(items).amax(-1) > -torch.inf

@@ -1,0 +1,183 @@
+"""The corpus world: tokenization, the document split, bad files, learning on real text, samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ecosystem.cli import app
+from ecosystem.model import EcosystemModel
+from ecosystem.scenario import ScenarioError, load_scenario, validate_scenario
+from ecosystem.worlds import build_world
+from ecosystem.worlds.corpus import PARTS, BpeTokenizer, ByteTokenizer, split
+
+TEXTS = ["Grüße aus Köln — ünïcödé ✓", "def f(x):\n    return x + 1\n", "plain ascii text. " * 5]
+
+
+def _docs(n: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    words = ["the", "tower", "church", "river", "stone", "built", "in", "a", "of", "and"]
+    return [f"document {i}: " + " ".join(rng.choice(words, size=40)) + "." for i in range(n)]
+
+
+def _corpus_file(tmp_path, docs: list[str]) -> str:
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(docs) + "\n")
+    return str(path)
+
+
+def _scenario(tmp_path, files, **world):
+    return validate_scenario({
+        "world": {"kind": "corpus", "seq_len": 16, "heldout": 32,
+                  "corpora": [{"name": "towers", "files": files}], **world},
+        "communities": [{"name": "everyone", "authors": 4, "rate": 8}],
+        "developers": {"count": 2, "family": {"kind": "ngram", "order": 2},
+                       "train": {"samples": 64}, "publish": {"samples": 32},
+                       "data": {"synthetic": 1.0, "retention": "replace"}},
+        "network": {"kind": "empty"},
+        "steps": 2,
+        "metrics": {"measure": ["quality", "samples"], "pairwise": "none"},
+    }, base_dir=tmp_path)
+
+
+def test_byte_tokens_round_trip():
+    tok = ByteTokenizer()
+    for text, ids in zip(TEXTS, tok.encode(TEXTS), strict=True):
+        assert ids.max() < 256 and len(ids) == len(text.encode("utf-8"))
+        assert tok.decode(ids.tolist()) == text
+
+
+def test_bpe_round_trips_and_is_deterministic():
+    docs = _docs(200)
+    a, b = BpeTokenizer(docs, 300), BpeTokenizer(docs, 300)
+    assert a.to_str() == b.to_str()  # same documents in the same order: the same vocabulary
+    assert 256 < a.vocab_size <= 300
+    for text, ids in zip(TEXTS + docs[:3], a.encode(TEXTS + docs[:3]), strict=True):
+        assert a.decode(ids.tolist()) == text
+    assert len(a.encode([docs[0]])[0]) < len(docs[0])  # merges compress the text they were trained on
+
+
+def test_split_is_disjoint_and_complete():
+    docs = _docs(50)
+    parts = split(docs, {"heldout": 0.1, "public": 0.1, "fresh": 0.4})
+    seen = [d for p in PARTS for d in parts[p]]
+    assert sorted(seen) == sorted(docs) and len(set(seen)) == len(docs)
+    assert all(parts[p] for p in PARTS)
+    total = sum(map(len, docs))
+    assert 0.1 <= sum(map(len, parts["heldout"])) / total < 0.1 + 2 * max(map(len, docs)) / total
+
+
+def test_world_parts_share_no_document(tmp_path):
+    scenario = _scenario(tmp_path, [_corpus_file(tmp_path, _docs(60))])
+    world = build_world(scenario, torch.device("cpu"), 3)
+    parts = world.parts[0]
+    names = [{d.split(":")[0] for d in parts[p]} for p in PARTS]
+    assert sum(map(len, names)) == 60 and len(set().union(*names)) == 60
+    # A held-out window's text comes from held-out documents only.
+    heldout_text = " ␞ ".join(parts["heldout"])
+    for text in world.to_text(world.heldout().items[:8]):
+        assert all(piece in heldout_text for piece in text.split(" ␞ ") if piece)
+    # Same seed, same world; another seed, another split.
+    again = build_world(scenario, torch.device("cpu"), 3)
+    assert torch.equal(again.heldout().items, world.heldout().items)
+    assert build_world(scenario, torch.device("cpu"), 4).parts[0]["heldout"] != parts["heldout"]
+    # No exact truth: absent, not fake.
+    assert np.isnan(world.reference()["reference_nll"]) and world.kl_ngram(torch.zeros(1)) is None
+    assert "validity" not in world.sample_metrics and not world.has_verifier
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt", "expected"),
+    [
+        (None, "auto", ("world.corpora[0].files: ", "file or folder not found")),
+        (b"", "auto", ("world.corpora[0].files: ", "holds no text")),
+        (b"\x00\x01\x02binary", "auto", ("world.corpora[0].files: ", "is not text")),
+        (b"\xff\xfe\xfa caf\xe9", "auto", ("world.corpora[0].files: ", "is not UTF-8 text")),
+        (b'{"body": "no text field"}\n', "jsonl", ("world.corpora[0].text_field: ", "has no text field")),
+    ],
+)
+def test_bad_files_are_one_line_errors(tmp_path, content, fmt, expected):
+    path = tmp_path / "bad.jsonl"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ScenarioError) as err:
+        _scenario(tmp_path, ["bad.jsonl"], **{"corpora": [{"name": "x", "files": ["bad.jsonl"], "format": fmt}]})
+    field, what = expected
+    assert str(err.value).startswith(field) and what in str(err.value) and "\n" not in str(err.value)
+
+
+def test_too_small_for_seq_len(tmp_path):
+    scenario = _scenario(tmp_path, [_corpus_file(tmp_path, _docs(3))], seq_len=1024)
+    with pytest.raises(ScenarioError, match=r"^world.corpora\[0\]: too small for seq_len=1024"):
+        build_world(scenario, torch.device("cpu"), 0)
+
+
+def test_jsonl_and_folder_inputs(tmp_path):
+    docs = _docs(40)
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    for i, d in enumerate(docs):
+        (folder / f"{i:02d}.txt").write_text(d)
+    worlds = [build_world(_scenario(tmp_path, [f]), torch.device("cpu"), 1) for f in ("d.jsonl", "txt")]
+    assert worlds[0].parts == worlds[1].parts  # the same documents, split alike
+
+
+def test_trained_model_beats_unigram_on_heldout_text():
+    """A bigram model of the default prose (Python's own docs) beats the unigram model on held-out text."""
+    scenario = validate_scenario({
+        "world": {"kind": "corpus", "seq_len": 32, "heldout": 128,
+                  "corpora": [{"name": "prose", "python": "prose", "max_bytes": 60000}]},
+        "developers": {"count": 1, "family": {"kind": "ngram", "order": 2, "smoothing": 0.1},
+                       "train": {"samples": 2000}, "publish": {"samples": 8}, "data": {"original": 1.0}},
+        "steps": 1, "metrics": {"measure": ["quality"], "pairwise": "none"},
+    })
+    model = EcosystemModel(scenario)
+    model.step()
+    nll, unigram = model.summary["nll"], model.reference["unigram_nll"]
+    assert nll < 0.9 * unigram, (nll, unigram)
+
+
+@pytest.mark.slow
+def test_shumailov_direction_on_text():
+    """scenarios/papers/shumailov_text.yaml: recursive training on own samples raises held-out NLL over 9
+    generations; keeping 10% of the original data makes the rise much smaller (Shumailov et al., Nature 2024)."""
+    scenario = load_scenario(Path(__file__).parents[1] / "scenarios" / "papers" / "shumailov_text.yaml")
+    model = EcosystemModel(scenario)
+    for _ in range(scenario.steps):
+        model.step()
+    frame = model.developer_frame()
+    last, first = (frame[frame.step == s].groupby("group").nll.mean() for s in (scenario.steps, 1))
+    rise = last - first
+    assert rise[0] > 0 and rise[0] > 2 * max(rise[1], 0), rise.tolist()
+
+
+def test_samples_end_to_end(tmp_path):
+    (tmp_path / "docs.txt").write_text("\n".join(_docs(60)) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: text\nseed: 1\nsteps: 3\ndevice: cpu\n"
+        "world: {kind: corpus, seq_len: 16, heldout: 16, corpora: [{name: towers, files: [docs.txt]}]}\n"
+        "communities: [{name: everyone, authors: 2, rate: 4}]\n"
+        "developers: {count: 2, family: {kind: ngram, order: 2}, train: {samples: 32}, publish: {samples: 8},"
+        " data: {synthetic: 1.0}}\n"
+        "metrics: {measure: [quality, samples], pairwise: none}\nsamples: {keep: 3}\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "run" / "samples.parquet")
+    assert list(table.columns) == ["step", "developer", "text"] and len(table) == 3 * 2 * 3
+    assert (tmp_path / "run" / "corpus.json").is_file()
+    shown = runner.invoke(app, ["samples", str(tmp_path / "run"), "--developer", "1", "--steps", "1,3"])
+    assert shown.exit_code == 0, shown.output
+    assert "developer 1" in shown.output and "developer 0" not in shown.output
+    assert "generation 1" in shown.output and "generation 3" in shown.output
+    first = table[(table.developer == 1) & (table.step == 1)].text.iloc[0]
+    assert first.replace("\n", "⏎")[:10] in shown.output
+    bad = runner.invoke(app, ["samples", str(tmp_path / "run"), "--steps", "7"])
+    assert bad.exit_code == 2 and "--steps" in bad.output
