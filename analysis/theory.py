@@ -55,7 +55,9 @@ def vu_moments(
     """Mean and covariance of K linear models reading each other's synthetic data (Vu, Reeves & Wenger 2025).
 
     Entity k minimises (1−α)β‖ỹ_k − X̃_kθ‖² + (1−α)(1−β)‖y* − X*θ‖² + α Σ_j W_kj ‖y_tj − X_jθ‖², where
-    y_tj = X_j θ̂_{t−1,j} + w, w ~ N(0, σ²I), and the first generation sees no synthetic data. With
+    y_tj = X_j θ̂_{t−1,j} + w, w ~ N(0, σ²I), and the first generation is their t = 0: real data only,
+    weights β and 1 − β (α₀ ≡ 0; for α < 1 the same fit as (1−α)β, (1−α)(1−β), since weighted least squares
+    is unchanged by scaling every weight, and at α = 1 the fit on real data their recursion starts from). With
     W = (1/K)11ᵀ this is their Theorem 1; a reading graph generalises Π to W ⊗ I. Conditional on the real
     data and the designs X_j:
 
@@ -80,15 +82,16 @@ def vu_moments(
     for t in range(steps):
         synthetic = t > 0
         g_inv = []
+        a_t, b_t = (a, b) if synthetic else (beta, 1 - beta)
         for k in range(k_n):
-            g = a * s_priv[k] + b * s_pub
+            g = a_t * s_priv[k] + b_t * s_pub
             if synthetic:
                 g = g + alpha * sum(w[k, j] * s_syn[j] for j in range(k_n))
             g_inv.append(np.linalg.pinv(g, hermitian=True))
         new_mean = np.empty_like(mean)
         q = np.zeros((k_n * d, k_n * d))
         for k in range(k_n):
-            rhs = a * r_priv[k] + b * r_pub
+            rhs = a_t * r_priv[k] + b_t * r_pub
             if synthetic:
                 rhs = rhs + alpha * sum(w[k, j] * s_syn[j] @ mean[j] for j in range(k_n))
                 for j in range(k_n):
@@ -135,8 +138,10 @@ def vu_expected_distance(scenario) -> np.ndarray:
     model = EcosystemModel(scenario)
     world, devs = model.world, scenario.developers
     data = devs.policies()[0]
+    from ecosystem.scrape import first_shares
+
     alpha = data.synthetic
-    beta = data.original / (1 - alpha) if alpha < 1 else 0.5  # irrelevant when α = 1
+    beta = float(first_shares(data)[0])  # generation 1's private weight: β (no fresh human data here)
     k = devs.count
 
     def arrays(batch):
@@ -151,3 +156,31 @@ def vu_expected_distance(scenario) -> np.ndarray:
     bias = ((means - theta) ** 2).sum(-1)  # (T, K)
     variance = np.stack([[np.trace(c[i * d : (i + 1) * d, i * d : (i + 1) * d]) for i in range(k)] for c in covs])
     return (bias + variance).mean(1)
+
+
+def vu_transition(
+    private: Sequence[tuple[np.ndarray, np.ndarray]],
+    public: tuple[np.ndarray, np.ndarray],
+    designs: Sequence[np.ndarray],
+    reading: np.ndarray,
+    alpha: float,
+    beta: float,
+) -> np.ndarray:
+    """Q ``(K·D, K·D)`` of :func:`vu_moments` for t ≥ 1 (fixed designs): (Q)_{kj} = α W_kj G_k⁺ S_j.
+
+    Its spectral radius ρ(Q) is the rate at which the estimates forget their start (Vu et al. 2025, Thms 2–3):
+    below 1 for α < 1 and rising with α; at α = 1, Q maps equal estimates θ, …, θ to themselves, so ρ = 1 and
+    there is no convergence (the covariance then grows linearly).
+    """
+    k_n, d = len(private), public[0].shape[1]
+    a, b = (1 - alpha) * beta, (1 - alpha) * (1 - beta)
+    s_syn = [x.T @ x for x in designs]
+    w = np.asarray(reading, dtype=float)
+    q = np.zeros((k_n * d, k_n * d))
+    for k in range(k_n):
+        x_k = private[k][0]
+        g = a * x_k.T @ x_k + b * public[0].T @ public[0] + alpha * sum(w[k, j] * s_syn[j] for j in range(k_n))
+        g_inv = np.linalg.pinv(g, hermitian=True)
+        for j in range(k_n):
+            q[k * d : (k + 1) * d, j * d : (j + 1) * d] = alpha * w[k, j] * g_inv @ s_syn[j]
+    return q

@@ -354,6 +354,11 @@ class DataSpec(Strict):
     (new human content scraped from the pool) and ``synthetic`` (what the models it reads published last
     generation) sum to 1. Vu et al.'s ``alpha``/``beta`` are an equivalent statement: synthetic = α,
     original = (1−α)β, public = (1−α)(1−β).
+
+    Generation 1 is Vu et al.'s t = 0 in both mixes: nothing is published yet, so the synthetic share goes
+    to ``original`` and ``public`` in their ratio β : 1 − β (to ``beta`` itself when α = 1; to ``original``
+    when only shares were given and both are zero); ``human_fresh`` keeps its share. α applies from
+    generation 2 on.
     """
 
     original: Share = 0.0

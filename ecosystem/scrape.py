@@ -23,12 +23,16 @@ remaining shortfall comes from the original data, as above).
 
 With ``mix: weight`` a developer uses every item of every source, weighted in the loss by its share (and,
 for model j's outputs, by W_kj): the loss of Vu, Reeves & Wenger (2025, eq. 1).
+
+Generation 1 is Vu et al.'s t = 0 in both mixes: nothing is published yet (α₀ ≡ 0), so the synthetic share
+goes to the two real sets in their ratio β : 1 − β (:attr:`Policies.first`, from :func:`first_shares`); α
+applies from generation 2 on. Fresh human data keeps its share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,6 +59,11 @@ class Policies:
     keep_wrong: np.ndarray  # (N,) verifier ψ
     refill: np.ndarray  # (N,) bool
     samples: int  # items drawn per generation (mix "sample")
+    first: np.ndarray | None = None  # (N, 4) shares of generation 1, nothing published (default: first_shares)
+
+    def __post_init__(self) -> None:
+        if self.first is None:
+            object.__setattr__(self, "first", _first_rows(self.shares, None))
 
     @classmethod
     def stack(cls, policies: Sequence[DataSpec], samples: int) -> Policies:
@@ -76,11 +85,34 @@ class Policies:
             keep_wrong=column(lambda p: p.verifier.keep_wrong if p.verifier else nan),
             refill=column(lambda p: p.refill, bool),
             samples=samples,
+            first=np.array([first_shares(p) for p in policies], dtype=np.float64).reshape(-1, 4),
         )
 
     @property
     def n(self) -> int:
         return len(self.shares)
+
+
+def first_shares(policy: DataSpec) -> np.ndarray:
+    """A developer's shares (SHARES order) in generation 1, Vu et al.'s t = 0: real data only (α₀ ≡ 0).
+
+    The synthetic share goes to the original and public sets in proportion to theirs, i.e. weights β and
+    1 − β of the real part; when both are zero (α = 1) it uses the policy's ``beta`` (1 when only shares were
+    given: the original data, as a shortfall is filled). ``human_fresh`` keeps its share.
+    """
+    shares = np.array([getattr(policy, s) for s in SHARES], dtype=np.float64)
+    beta = None if policy.alpha is None and policy.beta is None else (1.0 if policy.beta is None else policy.beta)
+    return _first_rows(shares[None], beta)[0]
+
+
+def _first_rows(shares: np.ndarray, beta: float | None) -> np.ndarray:
+    first = shares.copy()
+    real = shares[:, ORIGINAL] + shares[:, PUBLIC]
+    b = np.where(real > 0, shares[:, ORIGINAL] / np.where(real > 0, real, 1.0), 1.0 if beta is None else beta)
+    first[:, ORIGINAL] += shares[:, SYNTHETIC] * b
+    first[:, PUBLIC] += shares[:, SYNTHETIC] * (1 - b)
+    first[:, SYNTHETIC] = 0.0
+    return first
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,8 @@ class Acquired:
 
 def scrape(policies: Policies, sources: Sources, reading: Reading, rng: np.random.Generator) -> Acquired:
     """Every developer's acquired batch of this generation (see the module docstring)."""
+    if not sources.published.size:  # generation 1: Vu et al.'s t = 0, real data only
+        policies = replace(policies, shares=policies.first)
     parts = []
     sampled, weighted = np.flatnonzero(~policies.weighted), np.flatnonzero(policies.weighted)
     if len(sampled):

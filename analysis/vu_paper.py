@@ -1,0 +1,214 @@
+"""The tables of Vu, Reeves & Wenger (2025, arXiv 2505.21677) on the linear surrogate, set beside theirs.
+
+Two (or K) linear models with different private tasks plus shared public data read each other; the paper's
+t = 0 is generation 1 (real data only) and its t = 15 generation 16. Model k's *task* j is developer j's
+feature domain: x ~ N(0, Σ_j) with Σ_j = diag(domain variance of j), so the excess test loss of model k on
+task j is (θ̂_k − θ)ᵀ Σ_j (θ̂_k − θ) (the test MSE less σ²). Own-task loss averages j = k, cross-task loss
+j ≠ k (their Tables 3, 6, 7).
+
+Two sources for every number: :func:`simulate_losses` runs the ecosystem (replications vary only the
+synthetic noise, the world seed is pinned) and :func:`expected_losses` takes the exact conditional
+expectation from Theorem 1's moments (:func:`analysis.theory.vu_moments`):
+E[(θ̂_k − θ)ᵀ Σ_j (θ̂_k − θ)] = (m_k − θ)ᵀ Σ_j (m_k − θ) + tr(Σ_j C_kk).
+
+``python -m analysis.vu_paper grid SCENARIO [--reps R]`` prints the α × β table in the paper's layout
+(own and cross loss at t = 0 and t = 15, and the t = 0..15 curves with ``--curves``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.theory import vu_moments, vu_transition
+from ecosystem.model import EcosystemModel
+from ecosystem.network import reading_matrix
+from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
+
+LEVELS = (0.0, 0.5, 1.0)
+
+
+def grid_scenario(base: dict, alpha: float, beta: float, seed: int | None = None) -> Scenario:
+    """``base`` (a scenario mapping, its ``sweep`` ignored) at one (α, β) cell."""
+    data = {k: v for k, v in base.items() if k != "sweep"}
+    overrides = {"developers.data.alpha": alpha, "developers.data.beta": beta}
+    if seed is not None:
+        overrides["seed"] = seed
+    return validate_scenario(data, overrides=overrides)
+
+
+def task_losses(theta_hat: np.ndarray, theta: np.ndarray, domain_var: np.ndarray) -> np.ndarray:
+    """Excess loss ``(K, K)`` of model k (row) on task j (column): Σ_i var_j[i] (θ̂_k[i] − θ[i])²."""
+    err2 = (theta_hat - theta) ** 2  # (K, D)
+    return err2 @ domain_var.T
+
+
+def own_cross(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Own-task (diagonal) and cross-task (off-diagonal) means of ``losses (..., K, K)``."""
+    k = losses.shape[-1]
+    eye = np.eye(k, dtype=bool)
+    own = losses[..., eye].mean(-1)
+    cross = losses[..., ~eye].mean(-1)
+    return own, cross
+
+
+def simulate_thetas(scenario: Scenario, reps: int) -> tuple[np.ndarray, EcosystemModel]:
+    """Every model's θ̂ ``(reps, steps, K, D)``, replication r run with seed ``scenario.seed + r``, and the
+    last replication's model (its world is every replication's: the world seed is the scenario's)."""
+    out = []
+    for r in range(reps):
+        model = EcosystemModel(scenario.model_copy(update={"seed": scenario.seed + r}))
+        per = []
+        for _ in range(scenario.steps):
+            model.step()
+            per.append(model.state.theta.cpu().numpy().copy())
+        out.append(per)
+    return np.array(out), model
+
+
+def simulate_losses(scenario: Scenario, reps: int) -> np.ndarray:
+    """Simulated task losses ``(reps, steps, K, K)`` (see :func:`simulate_thetas`)."""
+    thetas, model = simulate_thetas(scenario, reps)
+    var = model.world.domain_var.cpu().numpy()
+    d = thetas.shape[-1]
+    losses = task_losses(thetas.reshape(-1, d), model.world.theta.cpu().numpy(), var)
+    return losses.reshape((*thetas.shape[:-1], -1))
+
+
+def probe_sets(model: EcosystemModel) -> dict[str, np.ndarray]:
+    """Features of the probes of Vu et al.'s Table 4: each private set (``private k``) and the public
+    domain (``public``: the held-out items, drawn like the public set)."""
+    world = model.world
+    probes = {f"private {k}": world.original(k).items[:, :-1].cpu().numpy() for k in range(len(model.developers))}
+    probes["public"] = world.heldout().items[:, :-1].cpu().numpy()
+    return probes
+
+
+def output_similarity(thetas: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    """Mean pairwise cosine similarity of the models' outputs ŷ_k = X θ̂_k on ``probes (P, D)``:
+    ``thetas (..., K, D)`` → ``(...)`` (their Table 4's homogenization measure)."""
+    y = np.einsum("pd,...kd->...kp", probes, thetas)
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    cos = np.einsum("...kp,...lp->...kl", y, y)
+    k = thetas.shape[-2]
+    upper = np.triu(np.ones((k, k), dtype=bool), 1)
+    return cos[..., upper].mean(-1)
+
+
+def homogenization(scenario: Scenario, reps: int) -> dict[str, np.ndarray]:
+    """Output similarity ``(reps, steps)`` on each probe set (see :func:`output_similarity`)."""
+    thetas, model = simulate_thetas(scenario, reps)
+    return {name: output_similarity(thetas, x) for name, x in probe_sets(model).items()}
+
+
+def expected_losses(scenario: Scenario) -> np.ndarray:
+    """Exact expected task losses ``(steps, K, K)`` from Theorem 1's moments, conditional on the world."""
+    model = EcosystemModel(scenario)
+    world, devs = model.world, scenario.developers
+    data = devs.policies()[0]
+    k = devs.count
+
+    def arrays(batch):
+        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
+
+    private = [arrays(world.original(i)) for i in range(k)]
+    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
+    alpha = data.synthetic
+    beta = 1.0 if data.beta is None else data.beta
+    means, covs = vu_moments(private, arrays(world.public()), designs, reading_matrix(model.graph), alpha, beta,
+                             world.spec.noise, scenario.steps)
+    theta = world.theta.cpu().numpy()
+    var = world.domain_var.cpu().numpy()  # (K, D)
+    d = theta.shape[0]
+    bias = task_losses(means.reshape(-1, d), theta, var).reshape(len(means), k, k)
+    spread = np.stack([[[np.trace(np.diag(var[j]) @ c[i * d:(i + 1) * d, i * d:(i + 1) * d]) for j in range(k)]
+                        for i in range(k)] for c in covs])
+    return bias + spread
+
+
+def contraction(scenario: Scenario) -> float:
+    """ρ(Q), the spectral radius of Theorem 1's transition on the scenario's world (their Theorem 3's rate)."""
+    model = EcosystemModel(scenario)
+    world, devs = model.world, scenario.developers
+    data = devs.policies()[0]
+
+    def arrays(batch):
+        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
+
+    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
+    q = vu_transition([arrays(world.original(i)) for i in range(devs.count)], arrays(world.public()), designs,
+                      reading_matrix(model.graph), data.synthetic, 1.0 if data.beta is None else data.beta)
+    return float(np.abs(np.linalg.eigvals(q)).max())
+
+
+def grid_frame(base: dict, reps: int, levels=LEVELS) -> pd.DataFrame:
+    """Long frame over the α × β grid: alpha, beta, t (0 = generation 1), own and cross loss, simulated (mean
+    and standard error over replications) and expected (Theorem 1)."""
+    rows = []
+    for alpha in levels:
+        for beta in levels:
+            scenario = grid_scenario(base, alpha, beta)
+            own_s, cross_s = own_cross(simulate_losses(scenario, reps))  # (R, T)
+            own_e, cross_e = own_cross(expected_losses(scenario))  # (T,)
+            for t in range(scenario.steps):
+                rows.append({
+                    "alpha": alpha, "beta": beta, "t": t,
+                    "own": own_s[:, t].mean(), "own_se": own_s[:, t].std(ddof=1) / np.sqrt(reps),
+                    "cross": cross_s[:, t].mean(), "cross_se": cross_s[:, t].std(ddof=1) / np.sqrt(reps),
+                    "own_expected": own_e[t], "cross_expected": cross_e[t],
+                })
+    return pd.DataFrame(rows)
+
+
+def paper_table(frame: pd.DataFrame, column: str = "") -> pd.DataFrame:
+    """The paper's layout: one row per (α, β), own- and cross-task loss at t = 0 and the last t."""
+    last = int(frame["t"].max())
+    wide = frame[frame["t"].isin([0, last])].pivot_table(index=["alpha", "beta"], columns="t",
+                                                          values=[f"own{column}", f"cross{column}"])
+    wide.columns = [f"{name.split('_')[0]} t={t}" for name, t in wide.columns]
+    wide = wide[["own t=0", f"own t={last}", "cross t=0", f"cross t={last}"]]
+    wide["overall t=" + str(last)] = (wide[f"own t={last}"] + wide[f"cross t={last}"]) / 2
+    return wide
+
+
+def curves(frame: pd.DataFrame, which: str = "own") -> pd.DataFrame:
+    """``which`` loss over t = 0..T−1, one row per (α, β): the paper's per-generation curves."""
+    return frame.pivot_table(index=["alpha", "beta"], columns="t", values=which)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.vu_paper")
+    parser.add_argument("table", choices=["grid"])
+    parser.add_argument("scenario", type=Path)
+    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--curves", action="store_true")
+    args = parser.parse_args(argv)
+    if args.reps < 2:
+        print("--reps: must be at least 2", file=sys.stderr)
+        return 2
+    try:
+        base = yaml.safe_load(args.scenario.read_text())
+        grid_scenario(base, 0.5, 0.5)
+    except (OSError, yaml.YAMLError, ScenarioError, AttributeError) as err:
+        print(f"{args.scenario}: {err}", file=sys.stderr)
+        return 2
+    frame = grid_frame(base, args.reps)
+    pd.set_option("display.width", 200)
+    print(f"simulated ({args.reps} replications), excess test loss on each task:")
+    print(paper_table(frame).round(3).to_string())
+    print("\nexpected (Theorem 1 moments):")
+    print(paper_table(frame, "_expected").round(3).to_string())
+    if args.curves:
+        for which in ("own", "cross"):
+            print(f"\n{which}-task loss, t = 0..{int(frame['t'].max())} (simulated):")
+            print(curves(frame, which).round(3).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
