@@ -83,7 +83,7 @@ class Measurement:
             names += ["nll", *(f"nll_{c}" for c in self.communities),
                       *(f"nll_concept_{c}" for c in range(self.world.n_concepts))]
         if "distance" in groups:
-            names += ["distance", *getattr(self.family, "truth_names", ())]
+            names += ["distance", *self.family.truth_names]
         if "model" in groups:
             names += list(self.family.describe_names)
         if "samples" in groups:
@@ -99,8 +99,7 @@ class Measurement:
             nll = out["nll"]
         if "distance" in groups:
             out["distance"] = self.family.distance(state, self.world)
-            if getattr(self.family, "truth_names", ()):
-                out |= self.family.truth(state, self.world)
+            out |= self.family.truth(state, self.world)
         if "model" in groups:
             out |= self.family.describe(state)
         if "samples" in groups:

@@ -66,8 +66,7 @@ class Family(Protocol):
     def distance(self, state: Any, world: World) -> torch.Tensor:
         """Each developer's distance to the truth ``(N,)`` (NaN where the family has none)."""
 
-    # Optional: families with more to say about the truth than one `distance` set ``truth_names`` (the
-    # measurement reads it with a default of none) and `truth`.
+    # What a family says about the truth beyond one `distance` (empty for most).
     truth_names: tuple[str, ...]  # the per-developer metrics `truth` returns
 
     def truth(self, state: Any, world: World) -> dict[str, torch.Tensor]:

@@ -70,6 +70,11 @@ class LinearFamily:
     describe_names = ("variance",)
     probe_limited = False
 
+    truth_names = ()  # nothing beyond `distance` to say about the truth
+
+    def truth(self, state, world: LinearWorld) -> dict[str, torch.Tensor]:
+        return {}
+
     def describe(self, state: LinearState) -> dict[str, torch.Tensor]:
         """The fitted noise variance ``(N,)``."""
         return {"variance": state.noise_var}

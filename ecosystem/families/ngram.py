@@ -113,6 +113,11 @@ class NgramFamily:
     describe_names = ()
     probe_limited = True  # compared on `metrics.probes` held-out sequences (the cost is pairs × positions × V)
 
+    truth_names = ()  # nothing beyond `distance` to say about the truth
+
+    def truth(self, state, world: World) -> dict[str, torch.Tensor]:
+        return {}
+
     def describe(self, state: NgramState) -> dict[str, torch.Tensor]:
         return {}
 

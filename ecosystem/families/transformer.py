@@ -494,6 +494,11 @@ class TransformerFamily:
     describe_names = ()
     probe_limited = True  # compared on `metrics.probes` held-out sequences (the cost is pairs × positions × V)
 
+    truth_names = ()  # nothing beyond `distance` to say about the truth
+
+    def truth(self, state, world: World) -> dict[str, torch.Tensor]:
+        return {}
+
     def describe(self, state: TransformerState) -> dict[str, torch.Tensor]:
         return {}
 
