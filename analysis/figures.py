@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.ticker import MaxNLocator
+
+from analysis import layout
 
 # Axis labels with units; a column not listed is shown by its name.
 LABELS = {
@@ -142,23 +145,36 @@ def network(
     graph: nx.DiGraph,
     values: Mapping[int, float] | pd.Series,
     value_name: str,
-    layout: str = "spring",
+    groups: Sequence[int] | None = None,
     seed: int = 0,
     title: str = "",
     ax: Axes | None = None,
 ) -> Axes:
     """The reading network (self-loops hidden), nodes coloured by a per-developer value.
 
-    Spring layout with a fixed seed (or ``circular``), so the same graph is always drawn the same way.
+    Laid out by :func:`analysis.layout.positions` (a seeded spring layout, or a circle by community above
+    ``SPRING_UP_TO`` developers); above ``EDGES_DRAWN`` edges a seeded sample is drawn and the caption says how
+    many of how many. Node labels up to 60 developers.
     """
     ax = _axes(ax, (5.5, 4.5))
-    g = nx.DiGraph(graph)
-    g.remove_edges_from(list(nx.selfloop_edges(g)))
-    pos = nx.circular_layout(g) if layout == "circular" else nx.spring_layout(g, seed=seed)
-    colours = [float(values[u]) for u in g.nodes]
-    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.3, arrowsize=6, node_size=160)
-    nodes = nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colours, cmap="viridis", node_size=160)
-    nx.draw_networkx_labels(g, pos, ax=ax, font_size=6, font_color="white")
+    n = graph.number_of_nodes()
+    xy = layout.positions(graph, groups, seed)
+    edges, total = layout.drawn_edges(graph, seed=seed)
+    size = 160 if n <= 60 else max(4.0, 160 * 60 / n)
+    if total == len(edges):
+        g = nx.DiGraph()
+        g.add_nodes_from(range(n))
+        g.add_edges_from(map(tuple, edges))
+        nx.draw_networkx_edges(g, dict(enumerate(xy)), ax=ax, alpha=0.3, arrowsize=6, node_size=size)
+    else:  # a sample of a dense graph: plain segments, fainter, no arrowheads
+        ax.add_collection(LineCollection(xy[edges], colors="0.5", alpha=0.15, linewidths=0.5))
+        ax.text(0.5, -0.02, f"{len(edges):,} of {total:,} edges drawn (a seeded sample)", transform=ax.transAxes,
+                ha="center", va="top", fontsize=7, color="0.3")
+    colours = [float(values[u]) for u in range(n)]
+    nodes = ax.scatter(xy[:, 0], xy[:, 1], c=colours, cmap="viridis", s=size, zorder=2, edgecolors="none")
+    if n <= 60:
+        for u in range(n):
+            ax.text(*xy[u], str(u), fontsize=6, color="white", ha="center", va="center", zorder=3)
     ax.figure.colorbar(nodes, ax=ax, label=label(value_name))
     ax.set(title=title)
     ax.set_axis_off()
@@ -170,20 +186,50 @@ def similarity_matrix(
 ) -> Axes:
     """The developer × developer divergence matrix ``(N, N)``, rows and columns ordered by community.
 
-    Thin lines separate the communities, so homogenization inside and between them reads at a glance.
+    Thin lines separate the communities, so homogenization inside and between them reads at a glance. Where
+    only a sample of pairs was measured (NaN elsewhere; large runs), the community × community means of the
+    measured pairs are drawn instead, each cell saying how many pairs it averages.
     """
     ax = _axes(ax, (5.5, 4.5))
     labels = np.asarray(groups)
+    d = np.asarray(divergence, dtype=float)
+    n = len(labels)
+    off = ~np.eye(n, dtype=bool)
+    if n > 1 and np.isfinite(d[off]).mean() < 0.5:
+        return _community_blocks(d, labels, title, ax)
     order = np.argsort(labels, kind="stable")
-    d = np.asarray(divergence)[np.ix_(order, order)]
+    d = d[np.ix_(order, order)]
     image = ax.imshow(d, cmap="magma_r", interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label=label("divergence").replace("mean ", ""))
     for edge in np.flatnonzero(np.diff(labels[order])) + 0.5:
         ax.axhline(edge, color="white", lw=1)
         ax.axvline(edge, color="white", lw=1)
-    ax.set_xticks(range(len(order)), order, fontsize=6)
-    ax.set_yticks(range(len(order)), order, fontsize=6)
+    if n <= 40:  # each developer named; above, the default ticks (positions in community order)
+        ax.set_xticks(range(n), order, fontsize=6)
+        ax.set_yticks(range(n), order, fontsize=6)
     ax.set(xlabel="developer (ordered by community)", ylabel="developer", title=title)
+    return ax
+
+
+def _community_blocks(d: np.ndarray, labels: np.ndarray, title: str, ax: Axes) -> Axes:
+    """Mean measured divergence for each pair of communities (a sampled divergence matrix)."""
+    names = np.unique(labels)
+    i, j = np.nonzero(np.triu(np.isfinite(d), 1))  # each measured pair once
+    a, b = np.searchsorted(names, labels[i]), np.searchsorted(names, labels[j])
+    g = len(names)
+    sums = np.bincount(a * g + b, weights=d[i, j], minlength=g * g).reshape(g, g)
+    counts = np.bincount(a * g + b, minlength=g * g).reshape(g, g)
+    diagonal = np.eye(g, dtype=bool)  # a pair of communities in either order, counted once
+    sums, counts = np.where(diagonal, sums, sums + sums.T), np.where(diagonal, counts, counts + counts.T)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    image = ax.imshow(means, cmap="magma_r", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label=label("divergence"))
+    for (r, c), m in np.ndenumerate(means):
+        text = f"{m:.3g}\n({counts[r, c]:,} pairs)" if counts[r, c] else "no pair"
+        ax.text(c, r, text, ha="center", va="center", fontsize=7, color="0.5")
+    ax.set_xticks(range(g), names)
+    ax.set_yticks(range(g), names)
+    ax.set(xlabel="community", ylabel="community", title=f"{title} (sampled pairs)" if title else "sampled pairs")
     return ax
 
 

@@ -300,7 +300,7 @@ def _run_report(path: Path, out: Path) -> Report:
     pngs.append(figures.save(fig, out / "homogenization.png"))
 
     pngs.append(figures.save(figures.network(run.graph, nodes.set_index("developer")[quality], quality,
-                                             title=f"{title}: final {quality}"), out / "network.png"))
+                                             run.groups, title=f"{title}: final {quality}"), out / "network.png"))
     pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
                                                        title=f"{title}: final generation"), out / "similarity.png"))
     pngs.append(figures.save(figures.scatter(nodes, "pagerank", quality, hue="group", title=title),
@@ -531,7 +531,8 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
         nodes = tables["nodes"][tables["nodes"]["run_id"] == rid].set_index("developer")
-        figures.network(runs[rid].graph, nodes[quality], quality, title=cond, ax=axs[0][k])
+        figures.network(runs[rid].graph, nodes[quality], quality, runs[rid].groups, title=cond,
+                        ax=axs[0][k])
         figures.similarity_matrix(runs[rid].divergence[-1], runs[rid].groups, title=cond, ax=axs[1][k])
     pngs.append(figures.save(fig, out / "networks.png"))
     pngs.append(figures.save(figures.scatter(tables["nodes"], "pagerank", quality, hue="condition", title=title),

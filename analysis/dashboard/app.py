@@ -130,6 +130,9 @@ def RunBody(data: RunData, metric: str, g: int, selected: solara.Reactive[int]):
         with solara.Column():
             solara.Text(f"reading network (u → v: v reads u) · colour: {metric} after generation {g} · "
                         "size: influence (PageRank) · click a developer", style="font-size: 13px")
+            if picture["edges_total"] > len(picture["edges"]):
+                solara.Text(f"{len(picture['edges']):,} of {picture['edges_total']:,} edges drawn (a seeded sample)",
+                            style="font-size: 12px; color: #555")
             Network(picture=picture, selected=selected.value, event_select=lambda u: selected.set(int(u)))
             Figure(over_time, ["viz-model"])
         with solara.Column():

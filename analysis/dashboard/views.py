@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.colors import Normalize, to_hex
 from matplotlib.figure import Figure
 
-from analysis import effects
+from analysis import effects, layout
 from analysis.network_stats import node_statistics
 from analysis.report import OUTCOMES, final_window
 from analysis.sweep_frame import load_sweep, runs_frame
@@ -32,7 +32,6 @@ ID_COLUMNS = ("step", "developer", "group")
 # Colour metrics offered first when the run has them; any other per-developer column follows.
 PREFERRED = ("nll", DISTINCTIVENESS, "train_synthetic_share", "train_lineage_depth")
 COLORMAP = "viridis"
-GLUE, GLUE_UP_TO = 0.05, 300  # weight of the layout's all-pairs springs, and the size above which none are added
 
 
 @dataclass(frozen=True)
@@ -78,18 +77,13 @@ class RunData:
 
     @cached_property
     def positions(self) -> np.ndarray:
-        """Node positions ``(N, 2)`` in [0, 1]², a spring layout with a fixed seed (the same picture each time)."""
-        if self.n == 0:
-            return np.zeros((0, 2))
-        graph = nx.Graph(self.graph.to_undirected())
-        nx.set_edge_attributes(graph, 1.0, "weight")
-        if self.n <= GLUE_UP_TO:  # weak springs between all pairs keep disconnected communities in view
-            graph.add_weighted_edges_from((u, v, GLUE) for u in range(self.n) for v in range(u + 1, self.n)
-                                          if not graph.has_edge(u, v))
-        layout = nx.spring_layout(graph, weight="weight", seed=0)
-        xy = np.array([layout[u] for u in range(self.n)])
-        span = np.ptp(xy, axis=0)
-        return (xy - xy.min(axis=0)) / np.where(span > 0, span, 1.0)
+        """Node positions ``(N, 2)`` in [0, 1]², the report's layout (:func:`analysis.layout.positions`)."""
+        return layout.positions(self.graph, self.groups)
+
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, int]:
+        """The edges drawn ``(k, 2)`` and how many there are (:func:`analysis.layout.drawn_edges`)."""
+        return layout.drawn_edges(self.graph)
 
     def metrics(self) -> list[str]:
         """Per-developer metrics the network can be coloured by (measured at least once): the preferred ones
@@ -164,7 +158,8 @@ class Node:
 
 def network_picture(data: RunData, metric: str, generation: int, size: int = 440) -> dict:
     """The reading network as plain data for the SVG: nodes coloured by ``metric`` at ``generation`` and sized
-    by influence, edges (self-loops left out: they carry no picture), and the colour scale's range.
+    by influence, edges (self-loops left out: they carry no picture; above ``layout.EDGES_DRAWN`` a seeded
+    sample, with the whole count in ``edges_total``), and the colour scale's range.
 
     The colour scale spans the metric over every generation, so moving the slider shows change, not a
     rescaled picture."""
@@ -180,9 +175,11 @@ def network_picture(data: RunData, metric: str, generation: int, size: int = 440
                   to_hex(cmap(norm(values[u]))) if np.isfinite(values[u]) else "#bbbbbb",
                   float(values[u]) if np.isfinite(values[u]) else None, int(data.groups[u]))
              for u in range(data.n)]
+    drawn, total = data.edges
     edges = [{"source": int(u), "target": int(v), "x1": nodes[u].x, "y1": nodes[u].y, "x2": nodes[v].x,
-              "y2": nodes[v].y} for u, v in data.graph.edges if u != v]
-    return {"nodes": [vars(n) for n in nodes], "edges": edges, "low": low, "high": high, "size": size,
+              "y2": nodes[v].y} for u, v in drawn]
+    return {"nodes": [vars(n) for n in nodes], "edges": edges, "edges_total": total, "low": low, "high": high,
+            "size": size,
             "gradient": [to_hex(cmap(x)) for x in np.linspace(0, 1, 6)]}
 
 
