@@ -8,8 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.collections import LineCollection
 
 from ecosystem.results import RunFolder
 
@@ -31,6 +33,23 @@ def write_summary(folder: Path) -> None:
     plt.close(fig)
 
 
+def _developer_lines(ax: plt.Axes, agents_df: pd.DataFrame, column: str, by_group: bool) -> None:
+    """One thin line per developer (one LineCollection: thousands of developers draw in a blink), coloured
+    by group when there are several."""
+    rows = agents_df.dropna(subset=[column])
+    wide = rows.pivot(index="developer", columns="step", values=column)
+    steps = wide.columns.to_numpy(dtype=float)
+    lines = [np.column_stack([steps, y])[np.isfinite(y)] for y in wide.to_numpy(dtype=float)]
+    group = rows.groupby("developer")["group"].first().reindex(wide.index).to_numpy()
+    palette = sns.color_palette("Set1", max(int(group.max()) + 1, 1)) if by_group and len(group) else ["0.75"]
+    colours = [palette[int(g)] if by_group else palette[0] for g in group]
+    ax.add_collection(LineCollection(lines, colors=colours, linewidths=0.7, alpha=0.6))
+    if by_group:
+        for g in sorted(set(group.tolist())):
+            ax.plot([], [], color=palette[int(g)], lw=0.7, label=str(g))
+    ax.autoscale_view()
+
+
 def summary_figure(model_df: pd.DataFrame, agents_df: pd.DataFrame, name: str) -> plt.Figure:
     """Quality, homogenization, diversity and synthetic share over generations.
 
@@ -42,8 +61,7 @@ def summary_figure(model_df: pd.DataFrame, agents_df: pd.DataFrame, name: str) -
     groups = agents_df["group"].nunique() > 1
     for ax, (column, label) in zip(axes[0], panels, strict=True):
         if column in agents_df.columns:
-            sns.lineplot(agents_df, x="step", y=column, units="developer", estimator=None, linewidth=0.7,
-                         alpha=0.6, ax=ax, **({"hue": "group", "palette": "Set1"} if groups else {"color": "0.75"}))
+            _developer_lines(ax, agents_df, column, groups)
         sns.lineplot(model_df, x="step", y=column, color="black", linewidth=2, ax=ax, label="mean")
         ax.set(xlabel="generation", ylabel="", title=label)
         values = agents_df[column] if column in agents_df.columns else model_df[column]

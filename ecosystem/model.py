@@ -13,9 +13,11 @@ and does the arithmetic over all of them at once, as arrays.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Any
 
 import mesa
+import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
@@ -24,7 +26,7 @@ from agents.author import HumanAuthor
 from agents.developer import ModelDeveloper
 from ecosystem.families import build_family
 from ecosystem.metrics import Measurement
-from ecosystem.network import build_network, reading_matrix
+from ecosystem.network import build_edges
 from ecosystem.pool import HUMAN, MODEL, ContentPool
 from ecosystem.results import Divergences
 from ecosystem.retention import Retention, Rows
@@ -59,8 +61,8 @@ class EcosystemModel(mesa.Model):
         devs = scenario.developers
         n = devs.count
         self.world = build_world(scenario, self.device, seeds.world)
-        self.graph = build_network(scenario.network, n, seeds.network, devs.groups)
-        self.reading = Reading.from_matrix(reading_matrix(self.graph))  # W, row k = what k reads
+        self.edges = build_edges(scenario.network, n, seeds.network, devs.groups)
+        self.reading = Reading.from_matrix(self.edges.reading_matrix())  # W, row k = what k reads
         self.family = build_family(scenario, self.world, self.device)
         self.state = self.family.init(n, self.generator)
         self.pool = ContentPool(self.world.item_shape, self.world.dtype, self.device, self.world.storage_dtype)
@@ -248,6 +250,11 @@ class EcosystemModel(mesa.Model):
                              concept=batch.concepts.cpu().numpy(), community=batch.communities.cpu().numpy(),
                              depth=0.0, detector_score=self._scores(len(batch)),
                              verified=self.world.verify(batch.items).cpu().numpy())
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The reading network as a networkx graph (built on first use: the simulation reads ``edges``)."""
+        return self.edges.graph()
 
     def _scores(self, n: int) -> np.ndarray:
         """Detector scores of new items (see ``ecosystem.pool``), drawn only when some developer uses one."""

@@ -30,12 +30,15 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import yaml
+
+if TYPE_CHECKING:
+    from ecosystem.network import Edges
 
 SCENARIO, MODEL, AGENTS, DIVERGENCE, NETWORK, META, SUMMARY = (
     "scenario.yaml", "model.parquet", "agents.parquet", "divergence.npz", "network.edgelist", "meta.json",
@@ -230,7 +233,7 @@ def write_run(
     model: pd.DataFrame,
     agents: pd.DataFrame,
     divergence: Divergences | None,
-    graph: nx.DiGraph,
+    graph: nx.DiGraph | Edges,
     meta: dict[str, Any],
     samples: pd.DataFrame | None = None,
     files: dict[str, str] | None = None,

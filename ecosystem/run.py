@@ -120,7 +120,7 @@ def _run_into(scenario: Scenario, folder: Path, progress: bool, summary: Summary
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_run(folder, scenario_text=to_yaml(scenario), model=model_df, agents=agents_df,
-              divergence=model.divergences(), graph=model.graph, meta=meta, samples=model.samples_frame(),
+              divergence=model.divergences(), graph=model.edges, meta=meta, samples=model.samples_frame(),
               files=model.world.artifacts())
     if summary is not None:
         summary(folder)

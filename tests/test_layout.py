@@ -77,3 +77,22 @@ def test_the_network_figure_of_a_dense_graph_says_it_is_a_sample():
     caption = [t.get_text() for t in ax.texts]
     assert caption == [f"{layout.EDGES_DRAWN:,} of {n * (n - 1):,} edges drawn (a seeded sample)"]
     assert len(ax.collections[0].get_segments()) == layout.EDGES_DRAWN
+
+
+def test_the_summary_figure_draws_every_developer_as_one_collection():
+    import pandas as pd
+
+    from analysis.summary import summary_figure
+
+    n, steps = 500, 4
+    rng = np.random.default_rng(1)
+    agents = pd.DataFrame({"step": np.tile(np.arange(1, steps + 1), n), "developer": np.repeat(np.arange(n), steps),
+                           "group": np.repeat(np.arange(n) % 2, steps), "nll": rng.random(n * steps) + 3})
+    model = agents.groupby("step", as_index=False)["nll"].mean()
+    fig = summary_figure(model, agents, "big")
+    lines = fig.axes[0].collections[0]
+    assert len(lines.get_segments()) == n and all(len(seg) == steps for seg in lines.get_segments())
+    colours = {tuple(c) for c in lines.get_colors()}
+    assert len(colours) == 2  # one per community
+    first = lines.get_segments()[7]
+    np.testing.assert_allclose(first[:, 1], agents.loc[agents.developer == 7, "nll"])
