@@ -231,17 +231,28 @@ def sweep(
 def analyze(
     folder: Annotated[Path, typer.Argument(help="a run folder or a sweep folder", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="report folder [default: FOLDER/report]")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="factors analysed, e.g. network.kind,human_fresh; the "
+                                           "others are pooled [default: every swept factor]", show_default=False)
+                  ] = None,
+    where: Annotated[str | None, typer.Option("--where", help="runs analysed, e.g. \"network.kind == 'ring'\"",
+                                              show_default=False)] = None,
 ) -> None:
-    """Write figures, tables and a self-contained HTML report for a run or a sweep."""
+    """Write figures, tables and a self-contained HTML report for a run or a sweep.
+
+    For a sweep, the report's factorial effects (effects.csv) are the main effects and interactions of the
+    swept factors, or of those named by --by; --where keeps the runs for which an expression is true.
+    """
     from analysis.report import analyze as build_report
+    from analysis.selection import SelectionError
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
     if out is not None and out.exists() and not out.is_dir():
         raise fail(f"--out: {out} is a file; give a folder")
     try:
-        report = build_report(folder, out)
-    except (FileNotFoundError, FileExistsError, ResultsError) as err:
+        factors = [name.strip() for name in by.split(",") if name.strip()] if by is not None else None
+        report = build_report(folder, out, by=factors, where=where)
+    except (FileNotFoundError, FileExistsError, ResultsError, SelectionError) as err:
         raise fail(str(err)) from None
     except OSError as err:  # the report folder: unwritable, a full disk
         raise fail(_os_error(err, "--out")) from None
