@@ -123,10 +123,10 @@ def _fit(frame: pd.DataFrame, codes: list[str], blocked: bool):
         formulas.append(("main effects and interactions", f"_y ~ ({' + '.join(terms)})**2{block}"))
     formulas.append(("main effects", f"_y ~ {' + '.join(terms)}{block}"))
     for model, formula in formulas:
-        fit = smf.ols(formula, frame).fit()
-        exog = fit.model.exog
-        if fit.df_resid >= MIN_RESIDUAL_DF and np.linalg.matrix_rank(exog) == exog.shape[1]:
-            return fit, model
+        ols = smf.ols(formula, frame)
+        rows, columns = ols.exog.shape
+        if rows - columns >= MIN_RESIDUAL_DF and np.linalg.matrix_rank(ols.exog) == columns:  # estimable
+            return ols.fit(), model
     return None, None
 
 

@@ -192,11 +192,23 @@ def sweep(
                      ] = False,
     figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs, how many are finished, and the time "
+                                          "the rest would take; run and write nothing")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
     from analysis.summary import write_summary
     from ecosystem.design import load_design
-    from ecosystem.sweep import run_sweep
+    from ecosystem.sweep import plan_sweep, run_sweep
+
+    if dry_run:
+        try:
+            with terminate_as_interrupt():
+                typer.echo(plan_sweep(file, out=out, workers=workers).table())
+        except (ScenarioError, NetworkError, ValueError) as err:
+            raise fail(str(err)) from None
+        except KeyboardInterrupt as err:
+            raise typer.Exit(code=exit_code(err)) from None
+        return
 
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
