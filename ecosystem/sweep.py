@@ -192,7 +192,7 @@ class Plan:
             f"\n{len(self.runs)} runs: {self.finished} already finished in {self.folder}, {left} to run"
             f"\nestimated time: {_duration(self.estimate_s)} with {self.workers} worker{'s' * (self.workers > 1)} "
             f"(a one-generation probe of the first run took {self.probe_s:.2f} s; a run ≈ {_duration(self.run_s)}, "
-            "less where a stop condition ends it early)"
+            "less where a stop condition ends it early; writing each run and starting the workers come on top)"
             "\ndry run: nothing was run or written")
 
 
