@@ -15,7 +15,7 @@ import base64
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,9 +26,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis import effects, figures
+from analysis import effects, factorial, figures
 from analysis.homogenization import distinctiveness, homogenization_over_time, quality_spread, time_to_consensus
 from analysis.network_stats import network_statistics, node_statistics
+from analysis.selection import Selection, SelectionError, select
+from analysis.selection import is_network as _is_network
 from analysis.sweep_frame import runs_frame, swept_factors
 from analysis.theory import (
     gaussian_accumulate_variance,
@@ -128,6 +130,8 @@ class Report:
     tables: dict[str, pd.DataFrame]  # written as <name>.csv
     design: str  # the scenario or the sweep design, as YAML text
     headline: pd.DataFrame  # the table shown in the report
+    effects: list[str] = field(default_factory=list)  # the factorial effects in words (a sweep)
+    effects_table: pd.DataFrame | None = None  # and in numbers
 
 
 def load_run(path: Path) -> Run:
@@ -380,36 +384,19 @@ def _design_warnings(cells: pd.Series, missing: list[str]) -> list[str]:
     return out
 
 
-def _is_network(axis: str) -> bool:
-    return axis == "network" or axis.startswith("network.")
-
-
-def _swept_axes(factors: pd.DataFrame) -> list[str]:
-    """The design's axes: its swept paths (:func:`analysis.sweep_frame.swept_factors`), minus those that only
-    restate another axis (``developers.data.human_fresh`` set together with ``developers.data.synthetic``)."""
-    axes: list[str] = []
-    combinations = 1
-    for column in factors.columns:
-        with_column = len(factors[[*axes, column]].astype(object).drop_duplicates())
-        if with_column > combinations:
-            axes.append(column)
-            combinations = with_column
-    return axes
-
-
 def _non_network_axes(axes: list[str]) -> list[str]:
     """The swept axes that are not about the network: held fixed when outcomes are fitted on network statistics."""
     return [a for a in axes if not _is_network(a)]
 
 
-def _sweep_runs(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Run], list[str]]:
-    """Per-run parameters (index run_id: the swept axes, ``replication`` and a readable ``condition``), the
-    swept axes, the loaded finished runs, and one line per run of the design left out of the analysis
-    (failed, pending, or whose files are missing or unreadable)."""
-    manifest = read_manifest(path).set_index("run_id")
-    factors = swept_factors(path)
-    axes = sorted(_swept_axes(factors), key=lambda a: not _is_network(a))  # the network first
-    params = factors[axes].join(manifest[["replication"]])
+def _sweep_runs(path: Path, chosen: Selection) -> tuple[pd.DataFrame, list[str], dict[str, Run], list[str]]:
+    """Per-run parameters (index run_id: the analysed axes, the pooled ones, ``replication`` and a readable
+    ``condition`` of the analysed axes), the analysed axes, the loaded finished runs, and one line per run of
+    the selection left out of the analysis (failed, pending, or whose files are missing or unreadable)."""
+    manifest = read_manifest(path).set_index("run_id").loc[chosen.run_ids]
+    factors = swept_factors(path).loc[chosen.run_ids]
+    axes = chosen.axes
+    params = factors[[*axes, *chosen.pooled]].join(manifest[["replication"]])
     names = {a: a.rsplit(".", 1)[-1] for a in axes}
     params["condition"] = params.apply(
         lambda row: " · ".join(f"{names[a]}={row[a]}" for a in axes), axis=1
@@ -436,9 +423,13 @@ def _stack(per_run: dict[str, dict[str, pd.DataFrame]], name: str, params: pd.Da
     return stacked.merge(params, left_on="run_id", right_index=True)
 
 
-def _sweep_tables(params: pd.DataFrame, axes: list[str], runs: dict[str, Run]) -> dict[str, pd.DataFrame]:
-    """The sweep's tables: per run, per condition (t-intervals over replications), network-statistic fits,
-    centrality correlations, developer and human communities, and every run's metrics over time."""
+def _sweep_tables(params: pd.DataFrame, axes: list[str], runs: dict[str, Run], pooled: list[str] | None = None
+                  ) -> dict[str, pd.DataFrame]:
+    """The sweep's tables: per run, per condition (t-intervals over replications), factorial effects of the
+    axes (main effects and interactions, replication as a block), network-statistic fits, centrality
+    correlations, developer and human communities, and every run's metrics over time. Runs that differ
+    only in a ``pooled`` factor count as replications of one condition."""
+    pooled = pooled or []
     scale = divergence_scale([r.divergence for r in runs.values()])
     per_run = {rid: run_tables(run, scale) for rid, run in runs.items()}
     by = ["condition", *axes]
@@ -467,7 +458,7 @@ def _sweep_tables(params: pd.DataFrame, axes: list[str], runs: dict[str, Run]) -
     if axes:  # each level of the first axis against its first level, paired on replication, per other axes
         reference = params[axes[0]].iloc[0]
         tables["contrasts"] = pd.concat(
-            [effects.paired_contrasts(summary, m, axes[0], reference, ["replication"], by=axes[1:])
+            [effects.paired_contrasts(summary, m, axes[0], reference, ["replication", *pooled], by=axes[1:])
              for m in ["divergence", "effective_models", "nll"] if m in summary.columns], ignore_index=True)
     if len(communities) > 1:  # the worst- against the best-served human community, paired within runs
         order = summary[communities].mean().sort_values()
@@ -596,19 +587,49 @@ def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     return findings
 
 
-def _sweep_report(path: Path, out: Path) -> Report:
-    """Tables, figures, findings and the design description of a sweep."""
-    params, axes, runs, missing = _sweep_runs(path)
+# The outcomes whose factorial effects the report says in words (effects.csv holds every outcome), and units.
+EFFECT_SENTENCES = ["divergence", "nll", "variance", "distance", "validity"]
+UNITS = {"nll": "nats/item"}
+
+
+def _factorial(summary: pd.DataFrame, chosen: Selection, outcomes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The factorial effects of the analysed factors (:mod:`analysis.factorial`) and what the reader must
+    know to read them: factors pooled, runs selected, decisions of the fit, effects in words."""
+    table, notes = factorial.factorial_effects(summary, chosen.axes, outcomes, small_n=SMALL_N)
+    said = []
+    if chosen.where:
+        said.append(f"Runs analysed: the {len(chosen.run_ids)} of {chosen.total} for which {chosen.where}.")
+    if chosen.pooled:
+        said.append(f"Pooled over {', '.join(chosen.pooled)} (not analysed as a factor): runs that differ only "
+                    "there count as replications of one condition, and that factor's effect widens the intervals.")
+    if len(table):
+        blocked = (table["term"] == factorial.BLOCK).any()
+        said.append(f"Model: {table['model'].iloc[0]} of {', '.join(chosen.axes)}"
+                    f"{', replication as a block (common random numbers)' if blocked else ''}; Type II ANOVA "
+                    "and level effects (marginal mean minus the reference level's, 95% CI) in effects.csv.")
+    sentences = factorial.effect_sentences(table, [m for m in EFFECT_SENTENCES if m in outcomes], UNITS)
+    return table, [*said, *notes, *sentences]
+
+
+def _sweep_report(path: Path, out: Path, chosen: Selection | None = None) -> Report:
+    """Tables, figures, findings and the design description of a sweep (of the factors and runs ``chosen``,
+    by default all)."""
+    chosen = chosen or select(path)
+    params, axes, runs, missing = _sweep_runs(path, chosen)
     if not runs:
         raise ResultsError(f"{path}: no finished run to analyse ({len(missing)} failed, pending or unreadable"
                            f"{'; first: ' + missing[0] if missing else ''})")
     first = next(iter(runs.values()))
-    tables = _sweep_tables(params, axes, runs)
+    tables = _sweep_tables(params, axes, runs, chosen.pooled)
+    tables["effects"], effect_notes = _factorial(tables["runs"], chosen, list(tables["conditions"]["metric"].unique()))
     title = f"{first.name}: sweep of {len(runs)} runs"
     pngs = _sweep_figures(tables, axes, params, runs, first.name, out)
-    status = runs_frame(path)["status"].value_counts().to_dict()
+    status = runs_frame(path).set_index("run_id").loc[chosen.run_ids, "status"].value_counts().to_dict()
     cells = params.groupby("condition", sort=False).size()
     design = yaml.safe_dump({"swept": {a: params[a].drop_duplicates().tolist() for a in axes},
+                             **({"pooled": {a: params[a].drop_duplicates().tolist() for a in chosen.pooled}}
+                                if chosen.pooled else {}),
+                             **({"where": chosen.where} if chosen.where else {}),
                              "replications": int(params["replication"].nunique()),
                              "runs": {str(k): int(v) for k, v in status.items()},
                              "runs analysed per condition": {str(k): int(v) for k, v in cells.items()},
@@ -621,7 +642,8 @@ def _sweep_report(path: Path, out: Path) -> Report:
     conds = conds[conds["metric"].isin(conds.dropna(subset=["mean"])["metric"])]  # no columns of n/a
     headline = conds.assign(value=conds.apply(_ci, axis=1)).pivot(index="condition", columns="metric", values="value")
     findings = [*_warnings(list(runs.values())), *_design_warnings(cells, missing), *_sweep_findings(tables)]
-    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline)
+    return Report(title, "Sweep", divergence_note(first.scenario), findings, pngs, tables, design, headline,
+                  effect_notes, tables["effects"])
 
 
 # ── the report ────────────────────────────────────────────────────────────────────────────────────────
@@ -640,7 +662,10 @@ divergence (<code>divergence</code>) means more homogeneous models. "Final" valu
 quarter of the generations; intervals are 95% (t over replications for means and slopes, Fisher z for correlations).</p>
 <h2>Main findings</h2>
 <ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul>
-<h2>Figures</h2>
+{% if effects %}<h2>Factorial effects</h2>
+<ul>{% for f in effects %}<li>{{ f }}</li>{% endfor %}</ul>
+{{ effects_table | safe }}
+{% endif %}<h2>Figures</h2>
 {% for fig in figures %}<figure><img alt="{{ fig.name }}" src="data:image/png;base64,{{ fig.data }}">
 <figcaption><b>{{ fig.name }}</b>: {{ fig.caption }}</figcaption></figure>
 {% endfor %}
@@ -653,18 +678,25 @@ quarter of the generations; intervals are 95% (t over replications for means and
 """)
 
 
-def analyze(path: Path, out: Path | None = None) -> Path:
+def analyze(path: Path, out: Path | None = None, by: list[str] | None = None, where: str | None = None) -> Path:
     """Analyse a run folder (with ``meta.json``) or a sweep folder (with ``runs/``); returns ``report.html``.
 
     Writes CSV tables, PNG figures and a self-contained ``report.html`` into ``out``
-    (default ``<path>/report``).
+    (default ``<path>/report``). For a sweep, ``by`` names the factors analysed (the others are pooled) and
+    ``where`` selects runs (:mod:`analysis.selection`); a name or an expression that does not fit raises
+    :class:`analysis.selection.SelectionError` before anything is written.
     """
     path = Path(path)
     out = Path(out) if out is not None else path / "report"
     if (path / "meta.json").is_file():
+        if by or where:
+            raise SelectionError(f"--by/--where: {path} is a single run; they choose factors and runs of a sweep")
         build = _run_report
     elif (path / "runs").is_dir():
-        build = _sweep_report
+        chosen = select(path, by, where)
+
+        def build(path: Path, out: Path) -> Report:
+            return _sweep_report(path, out, chosen)
     else:
         raise FileNotFoundError(f"{path}: neither a run folder (meta.json) nor a sweep folder (runs/)")
     if out.exists() and any(out.iterdir()) and not (out / "report.html").is_file():
@@ -693,7 +725,16 @@ def _write_report(report: Report, path: Path, out: Path) -> Path:
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         findings=report.findings, tables=list(report.tables), design=report.design,
         headline=report.headline.to_html(float_format=lambda x: f"{x:.4g}", border=0),
+        effects=report.effects, effects_table=_effects_html(report.effects_table),
         figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),
                   "data": base64.b64encode(p.read_bytes()).decode()} for p in report.figures],
     ))
     return html_path
+
+
+def _effects_html(table: pd.DataFrame | None) -> str:
+    """The factorial effects as an HTML table: the ANOVA terms, then the level effects, without empty columns."""
+    if table is None or table.empty:
+        return ""
+    shown = table.drop(columns="model").dropna(axis=1, how="all")
+    return shown.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.3g}", border=0)

@@ -192,11 +192,23 @@ def sweep(
                      ] = False,
     figures: Annotated[bool, typer.Option("--figures", help="a summary.png in every run folder (slower)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs, how many are finished, and the time "
+                                          "the rest would take; run and write nothing")] = False,
 ) -> None:
     """Run every variant of a sweep (grid, zip, random designs × replications), resumably."""
     from analysis.summary import write_summary
     from ecosystem.design import load_design
-    from ecosystem.sweep import run_sweep
+    from ecosystem.sweep import plan_sweep, run_sweep
+
+    if dry_run:
+        try:
+            with terminate_as_interrupt():
+                typer.echo(plan_sweep(file, out=out, workers=workers).table())
+        except (ScenarioError, NetworkError, ValueError) as err:
+            raise fail(str(err)) from None
+        except KeyboardInterrupt as err:
+            raise typer.Exit(code=exit_code(err)) from None
+        return
 
     if backend not in ("process", "ray", "serial"):
         raise fail(f"--backend: must be process, ray or serial, got {backend!r}")
@@ -231,17 +243,28 @@ def sweep(
 def analyze(
     folder: Annotated[Path, typer.Argument(help="a run folder or a sweep folder", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="report folder [default: FOLDER/report]")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="factors analysed, e.g. network.kind,human_fresh; the "
+                                           "others are pooled [default: every swept factor]", show_default=False)
+                  ] = None,
+    where: Annotated[str | None, typer.Option("--where", help="runs analysed, e.g. \"network.kind == 'ring'\"",
+                                              show_default=False)] = None,
 ) -> None:
-    """Write figures, tables and a self-contained HTML report for a run or a sweep."""
+    """Write figures, tables and a self-contained HTML report for a run or a sweep.
+
+    For a sweep, the report's factorial effects (effects.csv) are the main effects and interactions of the
+    swept factors, or of those named by --by; --where keeps the runs for which an expression is true.
+    """
     from analysis.report import analyze as build_report
+    from analysis.selection import SelectionError
 
     if not folder.is_dir():
         raise fail(f"{folder}: no such folder")
     if out is not None and out.exists() and not out.is_dir():
         raise fail(f"--out: {out} is a file; give a folder")
     try:
-        report = build_report(folder, out)
-    except (FileNotFoundError, FileExistsError, ResultsError) as err:
+        factors = [name.strip() for name in by.split(",") if name.strip()] if by is not None else None
+        report = build_report(folder, out, by=factors, where=where)
+    except (FileNotFoundError, FileExistsError, ResultsError, SelectionError) as err:
         raise fail(str(err)) from None
     except OSError as err:  # the report folder: unwritable, a full disk
         raise fail(_os_error(err, "--out")) from None

@@ -162,6 +162,71 @@ def run_sweep(
     return result  # the caller prints result.table() once (the CLI on stdout)
 
 
+@dataclass
+class Plan:
+    """What ``ecosim sweep --dry-run`` says before anything runs: the design's runs, how many of them the
+    sweep folder already holds, and the time the rest would take."""
+
+    folder: Path
+    runs: list[Run]
+    finished: int
+    probe_s: float  # one generation of the first run, including its setup, timed in this process
+    run_s: float  # a run's estimated time: its setup plus every generation at the probe's pace
+    workers: int
+
+    @property
+    def estimate_s(self) -> float:
+        """The remaining runs' time, spread over the workers (whole rounds: each worker runs one at a time)."""
+        left = len(self.runs) - self.finished
+        return -(-left // self.workers) * self.run_s if left else 0.0
+
+    def table(self, max_rows: int = 40) -> str:
+        """The runs (run id, point, replication and each swept path's value), then the counts and the estimate."""
+        rows = pd.DataFrame([{"run_id": r.id, "point": r.point, "replication": r.replication,
+                              **{k: _value(v) for k, v in r.params.items()}} for r in self.runs])
+        text = rows.head(max_rows).to_string(index=False)
+        if len(rows) > max_rows:
+            text += f"\n... {len(rows) - max_rows} more runs"
+        left = len(self.runs) - self.finished
+        return text + (
+            f"\n{len(self.runs)} runs: {self.finished} already finished in {self.folder}, {left} to run"
+            f"\nestimated time: {_duration(self.estimate_s)} with {self.workers} worker{'s' * (self.workers > 1)} "
+            f"(a one-generation probe of the first run took {self.probe_s:.2f} s; a run ≈ {_duration(self.run_s)}, "
+            "less where a stop condition ends it early; writing each run and starting the workers come on top)"
+            "\ndry run: nothing was run or written")
+
+
+def plan_sweep(path: str | Path, *, out: str | Path | None = None, workers: int | None = None) -> Plan:
+    """The :class:`Plan` of the sweep at ``path``: its runs, those already finished under ``out`` (default
+    ``sweeps/<name>``), and an estimate of the time left from one generation of the first run, timed here
+    (in this process, one torch thread as a sweep worker has; nothing is written anywhere)."""
+    from ecosystem.run import simulate
+
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers: must be ≥ 1, got {workers}")
+    design = load_design(path)
+    runs = expand(design)
+    folder = Path(out) if out is not None else output_folder(Path.cwd() / "sweeps", design.name)
+    finished = sum((folder / RUNS / run.id).is_dir() for run in runs)
+    first = runs[0].scenario
+    with _one_thread():
+        _, timings = simulate(first.model_copy(update={"steps": 1}))
+    per_step = timings["per_step_s"][0]
+    left = len(runs) - finished
+    return Plan(folder, runs, finished, timings["total_s"], timings["setup_s"] + first.steps * per_step,
+                max(1, min(workers or os.cpu_count() or 1, left)))
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 # ── the worker ────────────────────────────────────────────────────────────────────────────────────────
 
 
