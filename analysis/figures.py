@@ -323,9 +323,12 @@ def scatter(
 
 
 def levels(values: pd.Series) -> list:
-    """The levels of a column in their own order: a categorical's categories (present ones), else as they come."""
+    """The levels of a column in the sweep's order: a categorical's categories (the present ones), numbers
+    ascending, anything else as it comes; never alphabetical."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         return [c for c in values.cat.categories if (values == c).any()]
+    if pd.api.types.is_numeric_dtype(values):
+        return sorted(values.dropna().unique().tolist())
     return list(dict.fromkeys(values.dropna()))
 
 
