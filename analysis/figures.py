@@ -105,13 +105,14 @@ def panels(n: int, cols: int = 3, size: tuple[float, float] = (4.6, 3.8)) -> tup
     return fig, list(axes.flat[:n])
 
 
-def facets(blocks: int, n: int, cols: int = 5, size: tuple[float, float] = (3.0, 2.5)
+def facets(blocks: int, n: int, cols: int = 6, size: tuple[float, float] = (3.0, 2.5)
            ) -> tuple[plt.Figure, list[list[Axes]]]:
     """Small multiples: ``blocks`` blocks (e.g. metrics) of ``n`` panels each (e.g. conditions), every block
-    starting on a new row and wrapped into rows of ``cols``. Panels of one block share their y axis (tick
-    labels on the first column only); returns the figure and one list of ``n`` axes per block."""
-    cols = min(n, cols)
+    starting on a new row and wrapped into rows of at most ``cols`` (balanced: 7 panels are 4 + 3, not 6 + 1).
+    Panels of one block share their y axis (tick labels on the first column only); returns the figure and
+    one list of ``n`` axes per block."""
     per_block = -(-n // cols)
+    cols = -(-n // per_block)
     fig, grid = plt.subplots(blocks * per_block, cols, figsize=(size[0] * cols, size[1] * blocks * per_block),
                              squeeze=False, layout="constrained")
     out = []
