@@ -305,10 +305,11 @@ def _run_report(path: Path, out: Path) -> Report:
     parts = homog.rename(columns=pairs).melt(id_vars="step", value_vars=list(pairs.values()), var_name="pairs",
                                              value_name="divergence").dropna()
     fig, axes = figures.panels(2)
-    figures.over_time(parts, "divergence", hue="pairs", title=f"Pairwise divergence by pair of communities ({title})",
-                      ax=axes[0])
+    figures.over_time(parts, "divergence", hue="pairs", ax=axes[0],
+                      title=figures.wrap(f"Pairwise divergence by pair of communities ({title})"))
     axes[0].legend(title="pairs", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
-    figures.over_time(homog, "effective_models", title=f"Effective number of distinct models ({title})", ax=axes[1])
+    figures.over_time(homog, "effective_models", ax=axes[1],
+                      title=figures.wrap(f"Effective number of distinct models ({title})"))
     pngs.append(figures.save(fig, out / "homogenization.png"))
 
     pngs.append(figures.save(figures.network(run.graph, nodes.set_index("developer")[quality], quality,
@@ -316,10 +317,11 @@ def _run_report(path: Path, out: Path) -> Report:
     pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
                                                        title=f"{title}: pairwise divergence, final generation"),
                              out / "similarity.png"))
-    ax = figures.scatter(nodes.assign(community=nodes["group"].astype(str)), "pagerank", quality, hue="community",
-                         title=f"Final {quality} against PageRank, per developer ({title})")
-    ax.legend(title="community", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    pngs.append(figures.save(ax, out / "centrality.png"))
+    fig, (ax,) = figures.panels(1, size=(6.0, 4.6))
+    figures.scatter(nodes.assign(community=nodes["group"].astype(str)), "pagerank", quality, hue="community", ax=ax,
+                    title=figures.wrap(f"Final {quality} against PageRank, per developer ({title})", 60))
+    figures.shared_legend([ax], "developer community")
+    pngs.append(figures.save(fig, out / "centrality.png"))
 
     first, last = homog.iloc[0], homog.iloc[-1]
     ttc = summary["time_to_consensus"]
@@ -507,7 +509,7 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         fig, axs = figures.panels(len(measured), cols=2, size=(5.6, 4.4))
         for ax, metric in zip(axs, measured, strict=True):
             figures.intervals(conds[conds["metric"] == metric], x, hue=hue,
-                              title=f"Final {figures.label(metric)} by condition ({title})", ax=ax)
+                              title=figures.wrap(f"Final {figures.label(metric)} by condition ({title})"), ax=ax)
         figures.shared_legend(axs, hue or "")
         pngs.append(figures.save(fig, out / "conditions.png"))
 
@@ -515,11 +517,14 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     contrasts = contrasts[contrasts["metric"] == "divergence"]
     if len(contrasts):
         reference = contrasts["reference"].iloc[0]
-        ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None,
-                               title=f"Final mean pairwise divergence against {axes[0]}={reference}, paired ({title})")
+        fig, (ax,) = figures.panels(1, size=(7.0, 5.0))
+        figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, ax=ax,
+                               title=figures.wrap(f"Final mean pairwise divergence against {axes[0]}={reference}, "
+                                                  f"paired by replication ({title})", 60))
         ax.axhline(0.0, color="0.5", lw=0.8)
         ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {reference}")
-        pngs.append(figures.save(ax, out / "contrasts.png"))
+        figures.shared_legend([ax], axes[1] if len(axes) == 2 else "")
+        pngs.append(figures.save(fig, out / "contrasts.png"))
 
     if len(axes) >= 2:
         cells = effects.condition_means(summary, axes[:2], ["divergence"])
@@ -548,10 +553,11 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
     pngs.append(figures.save(_networks_figure(tables["nodes"], params, axes, runs, quality), out / "networks.png"))
-    ax = figures.scatter(tables["nodes"], "pagerank", quality, hue="condition",
-                         title=f"Final {quality} against PageRank, per developer ({title})")
-    ax.legend(title="condition", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
-    pngs.append(figures.save(ax, out / "centrality.png"))
+    fig, (ax,) = figures.panels(1, size=(7.0, 5.0))
+    figures.scatter(tables["nodes"], "pagerank", quality, hue="condition", ax=ax,
+                    title=figures.wrap(f"Final {quality} against PageRank, per developer ({title})", 70))
+    figures.shared_legend([ax], "condition")
+    pngs.append(figures.save(fig, out / "centrality.png"))
     return pngs
 
 
