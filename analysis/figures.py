@@ -2,13 +2,17 @@
 
 Presentation only (seaborn style): every number drawn was computed elsewhere (analysis.homogenization,
 analysis.effects, analysis.network_stats). Each function draws into ``ax`` (a new figure when None), labels
-its axes with units from :data:`LABELS` and puts the scenario's name in the title.
+its axes with units from :data:`LABELS` and titles it with what is plotted and for which condition. Sweep
+figures keep the design's order of levels (never alphabetical), share one colour scale across panels of one
+metric, and place legends off the data (:func:`shared_legend`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -20,7 +24,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator
 
 from analysis import layout
@@ -68,6 +74,9 @@ LABELS = {
 }
 
 
+DIVERGENCE_CMAP = "magma_r"
+
+
 def label(column: str) -> str:
     """The axis label of a column: its unit-bearing description, or ``nll_<community>`` spelled out."""
     if column in LABELS:
@@ -81,6 +90,11 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> Axes:
     return ax if ax is not None else plt.figure(figsize=size).add_subplot()
 
 
+def wrap(text: str, width: int = 48) -> str:
+    """A long title (a condition of several factors) broken into lines of at most ``width`` characters."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
 def panels(n: int, cols: int = 3, size: tuple[float, float] = (4.6, 3.8)) -> tuple[plt.Figure, list[Axes]]:
     """A figure with ``n`` panels wrapped into rows of ``cols`` (the spare panels of the last row hidden)."""
     rows, cols = -(-n // cols), min(n, cols)
@@ -89,6 +103,40 @@ def panels(n: int, cols: int = 3, size: tuple[float, float] = (4.6, 3.8)) -> tup
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
+
+
+def facets(blocks: int, n: int, cols: int = 6, size: tuple[float, float] = (3.0, 2.5)
+           ) -> tuple[plt.Figure, list[list[Axes]]]:
+    """Small multiples: ``blocks`` blocks (e.g. metrics) of ``n`` panels each (e.g. conditions), every block
+    starting on a new row and wrapped into rows of at most ``cols`` (balanced: 7 panels are 4 + 3, not 6 + 1).
+    Panels of one block share their y axis (tick labels on the first column only); returns the figure and
+    one list of ``n`` axes per block."""
+    per_block = -(-n // cols)
+    cols = -(-n // per_block)
+    fig, grid = plt.subplots(blocks * per_block, cols, figsize=(size[0] * cols, size[1] * blocks * per_block),
+                             squeeze=False, layout="constrained")
+    out = []
+    for b in range(blocks):
+        flat = list(grid[b * per_block:(b + 1) * per_block].flat)
+        for ax in flat[n:]:
+            ax.set_visible(False)
+        for k, ax in enumerate(flat[1:n], start=1):
+            ax.sharey(flat[0])
+            if k % cols:
+                ax.tick_params(labelleft=False)
+        out.append(flat[:n])
+    return fig, out
+
+
+def unit_lines(frame: pd.DataFrame, x: str, y: str, units: Sequence[str], color: str = "0.6", ax: Axes | None = None,
+               lw: float = 0.6, alpha: float = 0.5) -> Axes:
+    """One thin line per unit (e.g. per run × developer), drawn as one collection (fast with many units)."""
+    ax = _axes(ax)
+    parts = [g[[x, y]].dropna().sort_values(x).to_numpy(float) for _, g in frame.groupby(list(units), sort=False)]
+    parts = [p for p in parts if len(p)]
+    ax.add_collection(LineCollection(parts, colors=color, linewidths=lw, alpha=alpha, zorder=1))
+    ax.autoscale_view()
+    return ax
 
 
 def over_time(
@@ -118,23 +166,28 @@ def over_time(
 
 
 def overlay(ax: Axes, frame: pd.DataFrame, x: str, y: str, name: str) -> Axes:
-    """A reference curve (e.g. a closed-form prediction) drawn dashed over an existing plot."""
+    """A reference curve (e.g. a closed-form prediction) drawn dashed over an existing plot (its legend entry
+    gathered by :func:`shared_legend`)."""
     ax.plot(frame[x], frame[y], "k--", lw=1.5, label=name)
-    ax.legend()
     return ax
 
 
 def reference(ax: Axes, value: float, name: str) -> Axes:
-    """A horizontal reference line (e.g. the truth's exact NLL), labelled in a legend placed off the data."""
+    """A horizontal reference line (e.g. the truth's exact NLL); its legend entry is gathered by
+    :func:`shared_legend`, off the data."""
     ax.axhline(value, color="0.35", ls=":", lw=1.2, label=name)
-    ax.legend(fontsize=7, loc="best")
     return ax
 
 
-def heatmap(table: pd.DataFrame, x: str, y: str, value: str, title: str = "", ax: Axes | None = None) -> Axes:
-    """A heatmap of ``value`` over two sweep axes; ``table`` has one row per (x, y) cell (already averaged)."""
+def heatmap(table: pd.DataFrame, x: str, y: str, value: str, title: str = "", ax: Axes | None = None,
+            x_order: Sequence | None = None, y_order: Sequence | None = None) -> Axes:
+    """A heatmap of ``value`` over two sweep axes; ``table`` has one row per (x, y) cell (already averaged).
+
+    Rows and columns follow ``y_order`` and ``x_order`` (the sweep's order of levels) where given."""
     ax = _axes(ax)
     grid = table.pivot(index=y, columns=x, values=value)
+    grid = grid.reindex(index=list(y_order) if y_order is not None else None,
+                        columns=list(x_order) if x_order is not None else None)
     sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis", cbar_kws={"label": label(value)}, ax=ax)
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.tick_params(axis="x", labelrotation=30)
@@ -149,8 +202,13 @@ def network(
     seed: int = 0,
     title: str = "",
     ax: Axes | None = None,
+    norm: Normalize | None = None,
+    colorbar: bool = True,
 ) -> Axes:
     """The reading network (self-loops hidden), nodes coloured by a per-developer value.
+
+    ``norm`` fixes the colour scale (one scale for every panel of a figure: pass the same norm and draw one
+    colourbar with :func:`colourbar`); ``colorbar`` draws this panel's own.
 
     Laid out by :func:`analysis.layout.positions` (a seeded spring layout, or a circle by community above
     ``SPRING_UP_TO`` developers); above ``EDGES_DRAWN`` edges a seeded sample is drawn and the caption says how
@@ -171,24 +229,28 @@ def network(
         ax.text(0.5, -0.02, f"{len(edges):,} of {total:,} edges drawn (a seeded sample)", transform=ax.transAxes,
                 ha="center", va="top", fontsize=7, color="0.3")
     colours = [float(values[u]) for u in range(n)]
-    nodes = ax.scatter(xy[:, 0], xy[:, 1], c=colours, cmap="viridis", s=size, zorder=2, edgecolors="none")
+    nodes = ax.scatter(xy[:, 0], xy[:, 1], c=colours, cmap="viridis", norm=norm, s=size, zorder=2,
+                       edgecolors="none")
     if n <= 60:
         for u in range(n):
             ax.text(*xy[u], str(u), fontsize=6, color="white", ha="center", va="center", zorder=3)
-    ax.figure.colorbar(nodes, ax=ax, label=label(value_name))
+    if colorbar:
+        ax.figure.colorbar(nodes, ax=ax, label=label(value_name))
     ax.set(title=title)
     ax.set_axis_off()
     return ax
 
 
 def similarity_matrix(
-    divergence: np.ndarray, groups: Sequence[int], title: str = "", ax: Axes | None = None
+    divergence: np.ndarray, groups: Sequence[int], title: str = "", ax: Axes | None = None,
+    norm: Normalize | None = None, colorbar: bool = True,
 ) -> Axes:
     """The developer × developer divergence matrix ``(N, N)``, rows and columns ordered by community.
 
     Thin lines separate the communities, so homogenization inside and between them reads at a glance. Where
     only a sample of pairs was measured (NaN elsewhere; large runs), the community × community means of the
-    measured pairs are drawn instead, each cell saying how many pairs it averages.
+    measured pairs are drawn instead, each cell saying how many pairs it averages. ``norm`` and ``colorbar`` as
+    in :func:`network`.
     """
     ax = _axes(ax, (5.5, 4.5))
     labels = np.asarray(groups)
@@ -196,11 +258,12 @@ def similarity_matrix(
     n = len(labels)
     off = ~np.eye(n, dtype=bool)
     if n > 1 and np.isfinite(d[off]).mean() < 0.5:
-        return _community_blocks(d, labels, title, ax)
+        return _community_blocks(d, labels, title, ax, norm, colorbar)
     order = np.argsort(labels, kind="stable")
     d = d[np.ix_(order, order)]
-    image = ax.imshow(d, cmap="magma_r", interpolation="nearest")
-    ax.figure.colorbar(image, ax=ax, label=label("divergence").replace("mean ", ""))
+    image = ax.imshow(d, cmap=DIVERGENCE_CMAP, norm=norm, interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label=label("divergence").replace("mean ", ""))
     for edge in np.flatnonzero(np.diff(labels[order])) + 0.5:
         ax.axhline(edge, color="white", lw=1)
         ax.axvline(edge, color="white", lw=1)
@@ -211,7 +274,8 @@ def similarity_matrix(
     return ax
 
 
-def _community_blocks(d: np.ndarray, labels: np.ndarray, title: str, ax: Axes) -> Axes:
+def _community_blocks(d: np.ndarray, labels: np.ndarray, title: str, ax: Axes, norm: Normalize | None = None,
+                      colorbar: bool = True) -> Axes:
     """Mean measured divergence for each pair of communities (a sampled divergence matrix)."""
     names = np.unique(labels)
     i, j = np.nonzero(np.triu(np.isfinite(d), 1))  # each measured pair once
@@ -222,8 +286,9 @@ def _community_blocks(d: np.ndarray, labels: np.ndarray, title: str, ax: Axes) -
     diagonal = np.eye(g, dtype=bool)  # a pair of communities in either order, counted once
     sums, counts = np.where(diagonal, sums, sums + sums.T), np.where(diagonal, counts, counts + counts.T)
     means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    image = ax.imshow(means, cmap="magma_r", interpolation="nearest")
-    ax.figure.colorbar(image, ax=ax, label=label("divergence"))
+    image = ax.imshow(means, cmap=DIVERGENCE_CMAP, norm=norm, interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label=label("divergence"))
     for (r, c), m in np.ndenumerate(means):
         text = f"{m:.3g}\n({counts[r, c]:,} pairs)" if counts[r, c] else "no pair"
         ax.text(c, r, text, ha="center", va="center", fontsize=7, color="0.5")
@@ -234,17 +299,38 @@ def _community_blocks(d: np.ndarray, labels: np.ndarray, title: str, ax: Axes) -
 
 
 def scatter(
-    frame: pd.DataFrame, x: str, y: str, hue: str | None = None, fit: bool = True, title: str = "",
-    ax: Axes | None = None,
+    frame: pd.DataFrame, x: str, y: str, hue: str | None = None,
+    fit: Literal["per_level", "pooled"] | None = "per_level", title: str = "", ax: Axes | None = None,
 ) -> Axes:
-    """One point per row (e.g. developer or run), with an OLS line and its 95% band when ``fit``."""
+    """One point per row (e.g. developer or run), coloured by ``hue`` in the order of its levels (categorical:
+    the sweep's), with OLS lines: ``per_level`` one per hue level in its colour (where ``x`` varies within
+    it), ``pooled`` (or without ``hue``) one black line over all rows with its 95% band, None none.
+
+    Each line's ``gid`` is ``ols <level>`` (``ols`` for the pooled one), so tests and readers can find them."""
     ax = _axes(ax)
-    sns.scatterplot(data=frame, x=x, y=y, hue=hue, ax=ax, s=25)
-    if fit and frame[x].nunique() > 1:
-        sns.regplot(data=frame, x=x, y=y, scatter=False, color="k", line_kws={"lw": 1}, n_boot=200, seed=0,
-                    ax=ax)
+    hues = levels(frame[hue]) if hue else []
+    palette = dict(zip(hues, sns.color_palette(n_colors=len(hues)), strict=True)) if hue else None
+    sns.scatterplot(data=frame, x=x, y=y, hue=hue, hue_order=hues or None, palette=palette, ax=ax, s=25)
+    if fit == "per_level" and hue:
+        parts = [(f"ols {h}", frame[frame[hue] == h], palette[h], None) for h in hues]
+    else:
+        parts = [("ols", frame, "k", 95)] if fit else []
+    for gid, part, colour, band in parts:
+        if part[x].nunique() > 1:
+            sns.regplot(data=part, x=x, y=y, scatter=False, color=colour, ci=band, line_kws={"lw": 1.2, "gid": gid},
+                        n_boot=200, seed=0, ax=ax)
     ax.set(xlabel=label(x), ylabel=label(y), title=title)
     return ax
+
+
+def levels(values: pd.Series) -> list:
+    """The levels of a column in the sweep's order: a categorical's categories (the present ones), numbers
+    ascending, anything else as it comes; never alphabetical."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [c for c in values.cat.categories if (values == c).any()]
+    if pd.api.types.is_numeric_dtype(values):
+        return sorted(values.dropna().unique().tolist())
+    return list(dict.fromkeys(values.dropna()))
 
 
 def intervals(
@@ -268,18 +354,34 @@ def intervals(
     metric = t["metric"].iloc[0] if "metric" in t.columns and len(t) else ""
     ax.set(xlabel=x, ylabel=label(metric), title=title)
     if hue:
-        ax.legend(title=hue)
+        ax.legend(title=hue, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # off the data
     return ax
 
 
 def shared_legend(axes: Sequence[Axes], title: str = "") -> None:
-    """One legend for panels that share their hues: the first panel's, placed below the figure."""
-    handles, labels = axes[0].get_legend_handles_labels()
+    """One legend for panels that share their hues, placed below the figure: every panel's entries, each label
+    once, in the order they were drawn (the panels' own legends removed)."""
+    entries: dict[str, object] = {}
     for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(name, handle)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    if handles:
-        axes[0].figure.legend(handles, labels, title=title, loc="outside lower center", ncols=min(len(labels), 4))
+    if entries:
+        axes[0].figure.legend(list(entries.values()), list(entries), title=title, loc="outside lower center",
+                              ncols=min(len(entries), 4))
+
+
+def colour_scale(values: Sequence[np.ndarray | pd.Series]) -> Normalize:
+    """One colour scale for every panel of a figure that shows the same quantity (finite values only)."""
+    finite = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values])
+    finite = finite[np.isfinite(finite)]
+    return Normalize(*(finite.min(), finite.max()) if len(finite) else (0.0, 1.0))
+
+
+def colourbar(fig: plt.Figure, axes: Sequence[Axes], norm: Normalize, cmap: str, value_name: str) -> None:
+    """One colourbar for panels drawn with the same ``norm``, beside them."""
+    fig.colorbar(ScalarMappable(norm, cmap), ax=list(axes), label=label(value_name), shrink=0.8)
 
 
 def save(ax_or_fig: Axes | plt.Figure, path: Path) -> Path:

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import yaml
 
 from analysis import effects, factorial, figures
@@ -49,6 +50,10 @@ DEVELOPER_OUTCOMES = ["nll", "distance", "variance", "distinctiveness", "entropy
 CENTRALITIES = ["in_degree", "out_degree", "pagerank", "betweenness"]
 NETWORK_STATS = ["density", "reciprocity", "clustering", "avg_path_length", "efficiency", "modularity",
                  "spectral_gap"]
+# Drawn over generations: the outcomes, then the training sets (their size shrinks where a detector drops
+# synthetic items and nothing refills them; their synthetic share says how much got through).
+FIGURE_METRICS = [*OUTCOMES, "train_size", "train_synthetic_share"]
+DEVELOPER_LINES_UP_TO = 32  # developers per run; above, sweep panels show the means only
 SMALL_N = 3  # finished replications per condition below which the report warns
 CONSENSUS_FRACTION = 0.5  # time to consensus: generations until the mean pairwise divergence halves
 # "Final" values average the last quarter of the generations (at least one): a single generation's value
@@ -77,22 +82,26 @@ def divergence_note(scenario: dict) -> str:
 
 
 CAPTIONS = {
-    "metrics.png": "Ecosystem metrics over generations (thin lines: developers; bands: 95% CI over replications; "
-                   "dashed: closed form where one exists).",
+    "metrics.png": "Ecosystem metrics over generations, the training sets' size and synthetic share included (thin "
+                   "grey lines: developers; colour: the mean, in a sweep with a 95% CI band over replications, one "
+                   "panel per condition on a shared y axis; dashed: closed form where one exists).",
     "homogenization.png": "Mean pairwise divergence within and between developer communities, and the effective "
                           "number of distinct models (Leinster–Cobbold diversity of order 1).",
-    "conditions.png": "Final mean pairwise divergence and quality per condition: means with 95% t-intervals over "
-                      "replications.",
+    "conditions.png": "Final mean pairwise divergence and quality per condition, in the sweep's order: means with "
+                      "95% t-intervals over replications.",
     "contrasts.png": "Final mean pairwise divergence minus that of the reference level, paired by replication (same "
                      "seed: same world and human data); 95% paired t-intervals.",
     "heatmap.png": "Final mean pairwise divergence over the first two sweep axes (mean over replications).",
-    "network_effects.png": "Final mean pairwise divergence of each run against its network statistics (OLS line "
-                           "with 95% band).",
+    "network_effects.png": "Final mean pairwise divergence of each run against its network statistics: one OLS "
+                           "line per level of the other swept factors (as the findings fit them), or one line with "
+                           "its 95% band.",
     "network.png": "The reading network (u → v: v reads u), developers coloured by their final value.",
     "networks.png": "One run per network setting (first replication): the reading network coloured by final value "
-                    "(top) and the final developer × developer divergence, ordered by community (bottom).",
+                    "(top) and the final developer × developer divergence, ordered by community (bottom); one "
+                    "colour scale per row.",
     "similarity.png": "Developer × developer divergence at the final generation, ordered by community.",
-    "centrality.png": "Each developer's final quality against its influence (PageRank on who reads whom).",
+    "centrality.png": "Each developer's final quality against its influence (PageRank on who reads whom); one OLS "
+                      "line per condition or community where PageRank varies.",
 }
 
 
@@ -279,11 +288,11 @@ def _run_report(path: Path, out: Path) -> Report:
     homog, nodes, summary = tables["homogenization"], tables["nodes"], tables["summary"].iloc[0]
     title, quality, pngs = run.name, _quality(tables["nodes"].columns), []
 
-    metrics = _measured(run.model, OUTCOMES)
+    metrics = _measured(run.model, FIGURE_METRICS)
     theory = theory_curve(run.scenario, run.model["step"].to_numpy())
     fig, axes = figures.panels(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
-        what = f"{figures.label(metric)} ({run.name})"
+        what = figures.wrap(f"{figures.label(metric)} ({run.name})")
         if metric in run.agents.columns and run.agents[metric].notna().any():
             figures.over_time(run.agents.dropna(subset=[metric]), metric, units="developer", color="0.7",
                               title=what, ax=ax)
@@ -292,6 +301,7 @@ def _run_report(path: Path, out: Path) -> Report:
             figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
         if metric == "nll":
             _reference_lines(ax, run.model)
+    figures.shared_legend(axes)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
     pairs = {"divergence": "all pairs", "divergence_within": "within communities",
@@ -299,16 +309,23 @@ def _run_report(path: Path, out: Path) -> Report:
     parts = homog.rename(columns=pairs).melt(id_vars="step", value_vars=list(pairs.values()), var_name="pairs",
                                              value_name="divergence").dropna()
     fig, axes = figures.panels(2)
-    figures.over_time(parts, "divergence", hue="pairs", title=title, ax=axes[0])
-    figures.over_time(homog, "effective_models", title=title, ax=axes[1])
+    figures.over_time(parts, "divergence", hue="pairs", ax=axes[0],
+                      title=figures.wrap(f"Pairwise divergence by pair of communities ({title})"))
+    axes[0].legend(title="pairs", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
+    figures.over_time(homog, "effective_models", ax=axes[1],
+                      title=figures.wrap(f"Effective number of distinct models ({title})"))
     pngs.append(figures.save(fig, out / "homogenization.png"))
 
     pngs.append(figures.save(figures.network(run.graph, nodes.set_index("developer")[quality], quality,
                                              run.groups, title=f"{title}: final {quality}"), out / "network.png"))
     pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
-                                                       title=f"{title}: final generation"), out / "similarity.png"))
-    pngs.append(figures.save(figures.scatter(nodes, "pagerank", quality, hue="group", title=title),
-                             out / "centrality.png"))
+                                                       title=f"{title}: pairwise divergence, final generation"),
+                             out / "similarity.png"))
+    fig, (ax,) = figures.panels(1, size=(6.0, 4.6))
+    figures.scatter(nodes.assign(community=nodes["group"].astype(str)), "pagerank", quality, hue="community", ax=ax,
+                    title=figures.wrap(f"Final {quality} against PageRank, per developer ({title})", 60))
+    figures.shared_legend([ax], "developer community")
+    pngs.append(figures.save(fig, out / "centrality.png"))
 
     first, last = homog.iloc[0], homog.iloc[-1]
     ttc = summary["time_to_consensus"]
@@ -353,8 +370,7 @@ def _reference_lines(ax, model: pd.DataFrame) -> None:
     """The world's exact floor (the truth's own held-out NLL) and a model that learned nothing, as lines."""
     for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model")):
         if column in model.columns and np.isfinite(value := float(model[column].iloc[0])):
-            ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.4g}")
-    ax.legend(fontsize=7)
+            ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.3g}")
 
 
 def _warnings(runs: list[Run]) -> list[str]:
@@ -471,64 +487,125 @@ def _sweep_figures(tables: dict[str, pd.DataFrame], axes: list[str], params: pd.
     """The sweep's figures (see CAPTIONS), written into ``out``."""
     summary, over_time, conds = tables["runs"], tables["over_time"], tables["conditions"]
     quality = _quality(tables["nodes"].columns)
-    pngs = []
-    metrics = _measured(over_time, OUTCOMES)
-    fig, axs = figures.panels(len(metrics), size=(5.2, 4.0))
-    for ax, metric in zip(axs, metrics, strict=True):
-        figures.over_time(over_time.dropna(subset=[metric]), metric, hue="condition",
-                          title=f"{figures.label(metric)} by condition ({title})", ax=ax)
-        if metric == "nll":
-            _reference_lines(ax, over_time)
-        if metric in ("variance", "distance"):
-            for cond, rid in params.reset_index().drop_duplicates("condition")[["condition", "run_id"]].values:
-                theory = theory_curve(runs[rid].scenario, runs[rid].model["step"].to_numpy())
-                if theory is not None and metric in theory.columns:
-                    figures.overlay(ax, theory, "step", metric, f"{theory.attrs['label']} ({cond})")
-    figures.shared_legend(axs, "condition")
-    pngs.append(figures.save(fig, out / "metrics.png"))
+    conditions = figures.levels(params["condition"])
+    colours = dict(zip(conditions, sns.color_palette("tab10" if len(conditions) <= 10 else "husl",
+                                                     n_colors=len(conditions)), strict=True))
+    pngs = [figures.save(_metrics_figure(over_time, params, runs, conditions, colours, title), out / "metrics.png")]
 
-    fig, axs = figures.panels(2, cols=2, size=(5.6, 4.4))
+    measured = [m for m in ["divergence", "nll" if "nll" in summary.columns else "variance"]
+                if conds.loc[conds["metric"] == m, "mean"].notna().any()]  # no empty panels
     # One or two axes read best as x and colour; more are spelled out in the condition label.
     x, hue = (axes[0], axes[1] if len(axes) == 2 else None) if 0 < len(axes) <= 2 else ("condition", None)
-    for ax, metric in zip(axs, ["divergence", "nll" if "nll" in summary.columns else "variance"], strict=True):
-        figures.intervals(conds[conds["metric"] == metric], x, hue=hue, title=title, ax=ax)
-    pngs.append(figures.save(fig, out / "conditions.png"))
+    if measured:
+        fig, axs = figures.panels(len(measured), cols=2, size=(5.6, 4.4))
+        for ax, metric in zip(axs, measured, strict=True):
+            figures.intervals(conds[conds["metric"] == metric], x, hue=hue,
+                              title=figures.wrap(f"Final {figures.label(metric)} by condition ({title})"), ax=ax)
+        figures.shared_legend(axs, hue or "")
+        pngs.append(figures.save(fig, out / "conditions.png"))
 
     contrasts = tables.get("contrasts", pd.DataFrame(columns=["metric"]))
     contrasts = contrasts[contrasts["metric"] == "divergence"]
     if len(contrasts):
-        ax = figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, title=title)
+        reference = contrasts["reference"].iloc[0]
+        fig, (ax,) = figures.panels(1, size=(7.0, 5.0))
+        figures.intervals(contrasts, "level", hue=axes[1] if len(axes) == 2 else None, ax=ax,
+                               title=figures.wrap(f"Final mean pairwise divergence against {axes[0]}={reference}, "
+                                                  f"paired by replication ({title})", 60))
         ax.axhline(0.0, color="0.5", lw=0.8)
-        ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {contrasts['reference'].iloc[0]}")
-        pngs.append(figures.save(ax, out / "contrasts.png"))
+        ax.set(xlabel=axes[0], ylabel=f"Δ mean pairwise divergence vs {reference}")
+        figures.shared_legend([ax], axes[1] if len(axes) == 2 else "")
+        pngs.append(figures.save(fig, out / "contrasts.png"))
 
     if len(axes) >= 2:
         cells = effects.condition_means(summary, axes[:2], ["divergence"])
         cells = cells.rename(columns={"mean": "divergence"})
-        pngs.append(figures.save(figures.heatmap(cells, axes[0], axes[1], "divergence", title=f"{title}: final"),
-                                 out / "heatmap.png"))
+        ax = figures.heatmap(cells, axes[0], axes[1], "divergence", x_order=figures.levels(params[axes[0]]),
+                             y_order=figures.levels(params[axes[1]]),
+                             title=figures.wrap(f"Final mean pairwise divergence, mean over replications ({title})",
+                                                60))
+        pngs.append(figures.save(ax, out / "heatmap.png"))
 
     varying = [s for s in NETWORK_STATS if summary[s].nunique() > 1]
     if varying:
+        # One line per level of the factors held fixed in the fits the findings report (the non-network ones).
+        fixed = _non_network_axes(axes)
+        frame = summary.assign(**{"fitted within": summary[fixed].astype(str).agg(" · ".join, axis=1)}) \
+            if fixed else summary
+        if fixed:
+            order = list(dict.fromkeys(frame.sort_values("condition", kind="stable")["fitted within"]))
+            frame["fitted within"] = pd.Categorical(frame["fitted within"], categories=order)
         fig, axs = figures.panels(len(varying), cols=4, size=(4.2, 3.8))
         for ax, stat in zip(axs, varying, strict=True):
-            figures.scatter(summary, stat, "divergence", hue="condition", title=title, ax=ax)
-        figures.shared_legend(axs, "condition")
+            figures.scatter(frame, stat, "divergence", hue="fitted within" if fixed else "condition",
+                            fit="per_level" if fixed else "pooled", ax=ax,
+                            title=figures.wrap(f"Final divergence against {figures.label(stat)} ({title})", 40))
+        figures.shared_legend(axs, " · ".join(a.rsplit(".", 1)[-1] for a in fixed) if fixed else "condition")
         pngs.append(figures.save(fig, out / "network_effects.png"))
 
-    # One example run per network setting (the first replication): its graph and its final divergences.
+    pngs.append(figures.save(_networks_figure(tables["nodes"], params, axes, runs, quality), out / "networks.png"))
+    fig, (ax,) = figures.panels(1, size=(7.0, 5.0))
+    figures.scatter(tables["nodes"], "pagerank", quality, hue="condition", ax=ax,
+                    title=figures.wrap(f"Final {quality} against PageRank, per developer ({title})", 70))
+    figures.shared_legend([ax], "condition")
+    pngs.append(figures.save(fig, out / "centrality.png"))
+    return pngs
+
+
+def _metrics_figure(over_time: pd.DataFrame, params: pd.DataFrame, runs: dict[str, Run], conditions: list,
+                    colours: dict, title: str) -> plt.Figure:
+    """Small multiples: one row block per metric, one panel per condition (the sweep's order) on a shared y
+    axis; each run's developers as thin grey lines where they are few, the mean over runs in the condition's
+    colour with its 95% band, and the closed form where one exists."""
+    metrics = _measured(over_time, FIGURE_METRICS)
+    agents = pd.concat([r.agents.assign(run_id=rid) for rid, r in runs.items()
+                        if r.agents["developer"].nunique() <= DEVELOPER_LINES_UP_TO], ignore_index=True) \
+        if any(r.agents["developer"].nunique() <= DEVELOPER_LINES_UP_TO for r in runs.values()) else None
+    if agents is not None:
+        agents = agents.merge(params[["condition"]], left_on="run_id", right_index=True)
+    examples = params.reset_index().drop_duplicates("condition").set_index("condition")["run_id"]
+    fig, blocks = figures.facets(len(metrics), len(conditions))
+    for metric, axs in zip(metrics, blocks, strict=True):
+        for ax, cond in zip(axs, conditions, strict=True):
+            if agents is not None and metric in agents.columns:
+                mine = agents[agents["condition"] == cond]
+                figures.unit_lines(mine, "step", metric, ["run_id", "developer"], ax=ax)
+            mine = over_time[over_time["condition"] == cond].dropna(subset=[metric])
+            figures.over_time(mine, metric, color=colours[cond], ax=ax,
+                              title=figures.wrap(f"{figures.label(metric)}: {cond}", 44))
+            ax.title.set_fontsize(8)
+            if ax is not axs[0]:
+                ax.set_ylabel("")
+            if metric == "nll":
+                _reference_lines(ax, over_time)
+            theory = theory_curve(runs[examples[cond]].scenario, mine["step"].unique())
+            if theory is not None and metric in theory.columns:
+                figures.overlay(ax, theory, "step", metric, theory.attrs["label"])
+    fig.suptitle(f"{title}: metrics over generations, one panel per condition")
+    figures.shared_legend([ax for axs in blocks for ax in axs])
+    return fig
+
+
+def _networks_figure(nodes: pd.DataFrame, params: pd.DataFrame, axes: list[str], runs: dict[str, Run],
+                     quality: str) -> plt.Figure:
+    """One example run per network setting (the first replication): its graph coloured by final ``quality``
+    (top) and its final divergence matrix (bottom), each row on one colour scale with one colourbar."""
     network_axes = [a for a in axes if _is_network(a)]
     examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
-    fig, axs = plt.subplots(2, len(examples), figsize=(5.2 * len(examples), 9), squeeze=False)
+    values = {rid: nodes[nodes["run_id"] == rid].set_index("developer")[quality] for rid in examples["run_id"]}
+    node_norm = figures.colour_scale(list(values.values()))
+    matrix_norm = figures.colour_scale([runs[rid].divergence[-1] for rid in examples["run_id"]])
+    fig, axs = plt.subplots(2, len(examples), figsize=(4.6 * len(examples) + 1.2, 9), squeeze=False,
+                            layout="constrained")
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
-        nodes = tables["nodes"][tables["nodes"]["run_id"] == rid].set_index("developer")
-        figures.network(runs[rid].graph, nodes[quality], quality, runs[rid].groups, title=cond,
-                        ax=axs[0][k])
-        figures.similarity_matrix(runs[rid].divergence[-1], runs[rid].groups, title=cond, ax=axs[1][k])
-    pngs.append(figures.save(fig, out / "networks.png"))
-    pngs.append(figures.save(figures.scatter(tables["nodes"], "pagerank", quality, hue="condition", title=title),
-                             out / "centrality.png"))
-    return pngs
+        run = runs[rid]
+        figures.network(run.graph, values[rid], quality, run.groups, ax=axs[0][k], norm=node_norm, colorbar=False,
+                        title=figures.wrap(f"Reading network, final {quality}: {cond}", 40))
+        figures.similarity_matrix(run.divergence[-1], run.groups, ax=axs[1][k], norm=matrix_norm, colorbar=False,
+                                  title=figures.wrap(f"Pairwise divergence, final generation: {cond}", 40))
+    figures.colourbar(fig, axs[0], node_norm, "viridis", quality)
+    figures.colourbar(fig, axs[1], matrix_norm, figures.DIVERGENCE_CMAP, "divergence")
+    return fig
 
 
 def _sweep_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -654,6 +731,7 @@ TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 img { max-width: 100%; border: 1px solid #ddd; } figure { margin: 1.5em 0; }
 table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
+.scroll { overflow-x: auto; max-width: 100%; } .scroll th { min-width: 6em; } .scroll td { min-width: 6em; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 </style></head><body>
 <h1>{{ title }}</h1>
@@ -670,7 +748,7 @@ quarter of the generations; intervals are 95% (t over replications for means and
 <figcaption><b>{{ fig.name }}</b>: {{ fig.caption }}</figcaption></figure>
 {% endfor %}
 <h2>Final values</h2>
-{{ headline | safe }}
+<div class="scroll">{{ headline | safe }}</div>
 <p>All tables are written next to this report as CSV: {% for t in tables %}<code>{{ t }}.csv</code> {% endfor %}</p>
 <h2>{{ "Design" if kind == "Sweep" else "Scenario" }}</h2>
 <pre>{{ design }}</pre>
@@ -724,7 +802,7 @@ def _write_report(report: Report, path: Path, out: Path) -> Path:
         title=report.title, kind=report.kind, note=report.note, path=str(path),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         findings=report.findings, tables=list(report.tables), design=report.design,
-        headline=report.headline.to_html(float_format=lambda x: f"{x:.4g}", border=0),
+        headline=report.headline.to_html(float_format=lambda x: f"{x:.3g}", border=0),
         effects=report.effects, effects_table=_effects_html(report.effects_table),
         figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),
                   "data": base64.b64encode(p.read_bytes()).decode()} for p in report.figures],
