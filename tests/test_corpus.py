@@ -118,6 +118,58 @@ def test_too_small_for_seq_len(tmp_path):
         build_world(scenario, torch.device("cpu"), 0)
 
 
+def _scenario_file(tmp_path, corpora: str, seq_len: int = 16) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"name: text\nseed: 1\nsteps: 2\ndevice: cpu\n"
+        f"world: {{kind: corpus, seq_len: {seq_len}, heldout: 16, corpora: {corpora}}}\n"
+        "communities: [{name: majority, authors: 2, rate: 4, concepts: [0]}, "
+        "{name: minority, authors: 2, rate: 4, concepts: [1]}]\n"
+        "developers: {count: 2, family: {kind: ngram, order: 2}, train: {samples: 32}, publish: {samples: 8}}\n"
+        "metrics: {measure: [quality], pairwise: none}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("minority", "seq_len", "field", "what"),
+    [
+        (None, 16, "world.corpora[1].files: ", "file or folder not found"),
+        (b"", 16, "world.corpora[1].files: ", "holds no text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", 16, "world.corpora[1].files: ", "is not text"),
+        # The minority's whole corpus is 3 short lines: its held-out part is far below one window.
+        (b"one line\ntwo lines\nthree\n", 16, "world.corpora[1]: ", "too small for seq_len=16"),
+        # 8 documents of ~260 bytes: a held-out part of one document holds windows of 16 tokens (the test
+        # below), not of 512; the majority's 60 documents hold windows of 512 in every part.
+        ("8 docs", 512, "world.corpora[1]: ", "too small for seq_len=512"),
+    ],
+)
+def test_cli_refuses_bad_corpus_before_anything_runs(tmp_path, minority, seq_len, field, what):
+    """`ecosim validate` and `ecosim run` both refuse with one line naming the field, exit 2, nothing written."""
+    (tmp_path / "major.txt").write_text("\n".join(_docs(60)) + "\n")
+    if minority == "8 docs":
+        (tmp_path / "minor.txt").write_text("\n".join(_docs(8)) + "\n")
+    elif minority is not None:
+        (tmp_path / "minor.txt").write_bytes(minority)
+    path = _scenario_file(tmp_path, "[{name: major, files: [major.txt]}, {name: minor, files: [minor.txt]}]",
+                          seq_len)
+    runner = CliRunner()
+    out = tmp_path / "runs" / "x"
+    for args in (["validate", str(path)], ["run", str(path), "-o", str(out), "-q", "--threads", "1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {field}") and what in lines[0], result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_validates_a_corpus_that_fits(tmp_path):
+    (tmp_path / "major.txt").write_text("\n".join(_docs(60)) + "\n")
+    (tmp_path / "minor.txt").write_text("\n".join(_docs(8)) + "\n")
+    path = _scenario_file(tmp_path, "[{name: major, files: [major.txt]}, {name: minor, files: [minor.txt]}]")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and result.output.strip() == "ok", result.output
+
+
 def test_jsonl_and_folder_inputs(tmp_path):
     docs = _docs(40)
     (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
