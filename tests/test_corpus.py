@@ -233,3 +233,35 @@ def test_samples_end_to_end(tmp_path):
     assert first.replace("\n", "⏎")[:10] in shown.output
     bad = runner.invoke(app, ["samples", str(tmp_path / "run"), "--steps", "7"])
     assert bad.exit_code == 2 and "--steps" in bad.output
+
+
+def test_bpe_scenario_end_to_end_is_deterministic(tmp_path):
+    """A corpus scenario with a BPE vocabulary, run twice from the command line with the same seed: the same
+    tokenizer file in both run folders, and the same results and samples."""
+    (tmp_path / "docs.txt").write_text("\n".join(_docs(80)) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: bpe\nseed: 5\nsteps: 2\ndevice: cpu\n"
+        "world: {kind: corpus, seq_len: 12, heldout: 16, tokenizer: {kind: bpe, vocab: 300},"
+        " corpora: [{name: towers, files: [docs.txt]}]}\n"
+        "communities: [{name: everyone, authors: 2, rate: 4}]\n"
+        "developers: {count: 2, family: {kind: ngram, order: 2}, train: {samples: 32}, publish: {samples: 8},"
+        " data: {synthetic: 0.5, original: 0.5}}\n"
+        "metrics: {measure: [quality, samples], pairwise: none}\nsamples: {keep: 2}\n")
+    runner = CliRunner()
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        result = runner.invoke(app, ["run", str(tmp_path / "s.yaml"), "-o", str(out), "-q", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+    a, b = runs
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
+    described = json.loads((a / "corpus.json").read_text())
+    assert described["tokenizer"] == "bpe" and 256 < described["vocab_size"] <= 300
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(a / "tokenizer.json"))  # the run describes itself: its vocabulary loads
+    assert saved.get_vocab_size() == described["vocab_size"]
+    assert saved.decode(saved.encode(_docs(1)[0]).ids) == _docs(1)[0]
+    for table in ("model.parquet", "agents.parquet", "samples.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(a / table), pd.read_parquet(b / table))
+    model = pd.read_parquet(a / "model.parquet")
+    assert model["nll"].notna().all() and len(pd.read_parquet(a / "samples.parquet")) == 2 * 2 * 2
