@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from markupsafe import escape
 from typer.testing import CliRunner
 
+from ecosystem.checks import UNIGRAM_MARGIN, learning_warning
 from ecosystem.cli import app
 from ecosystem.model import EcosystemModel
-from ecosystem.scenario import ScenarioError, load_scenario, validate_scenario
+from ecosystem.run import run_scenario
+from ecosystem.scenario import TEXT_TRAIN, ScenarioError, TrainSpec, load_scenario, validate_scenario
 from ecosystem.worlds import build_world
 from ecosystem.worlds.corpus import PARTS, BpeTokenizer, ByteTokenizer, split
 
@@ -265,3 +268,82 @@ def test_bpe_scenario_end_to_end_is_deterministic(tmp_path):
         pd.testing.assert_frame_equal(pd.read_parquet(a / table), pd.read_parquet(b / table))
     model = pd.read_parquet(a / "model.parquet")
     assert model["nll"].notna().all() and len(pd.read_parquet(a / "samples.parquet")) == 2 * 2 * 2
+
+
+def _prose_transformer(**train) -> dict:
+    """One transformer on 60 kB of Python's prose; ``train`` as given (the text defaults fill the rest)."""
+    return validate_scenario({
+        "seed": 4, "device": "cpu",
+        "world": {"kind": "corpus", "seq_len": 32, "heldout": 128,
+                  "corpora": [{"name": "prose", "python": "prose", "max_bytes": 60000}]},
+        "developers": {"count": 1, "family": {"kind": "transformer"},
+                       "train": {"samples": 1000, **train}, "publish": {"samples": 8}, "data": {"original": 1.0}},
+        "steps": 1, "metrics": {"measure": ["quality"], "pairwise": "none"},
+    })
+
+
+def test_text_training_defaults_fill_only_what_is_unset():
+    assert _prose_transformer().developers.train.steps == TEXT_TRAIN["steps"]
+    assert _prose_transformer().developers.train.batch == TEXT_TRAIN["batch"]
+    given = _prose_transformer(steps=7).developers.train
+    assert given.steps == 7 and given.batch == TEXT_TRAIN["batch"]
+    assert validate_scenario({}).developers.train.steps == TrainSpec().steps  # other worlds: unchanged
+
+
+@pytest.mark.parametrize("steps", [2, None])
+def test_learning_warning_on_text_uses_the_unigram_baseline(tmp_path, steps):
+    """An untrained transformer (2 steps) is warned about against the unigram model of the training text; one
+    trained with the text defaults beats the unigram model by more than the margin, and is not."""
+    scenario = _prose_transformer(**({"steps": steps} if steps else {}))
+    folder = run_scenario(scenario, tmp_path / "run", progress=False)
+    model = pd.read_parquet(folder / "model.parquet")
+    nll, unigram = model["nll"].iloc[0], model["unigram_nll"].iloc[0]
+    assert unigram == json.loads((folder / "meta.json").read_text())["reference"]["unigram_nll"]
+    assert unigram < model["baseline_nll"].iloc[0]  # the unigram model beats the uniform one on text
+    warnings = json.loads((folder / "meta.json").read_text())["warnings"]
+    if steps:
+        assert nll > (1 - UNIGRAM_MARGIN) * unigram, (nll, unigram)
+        assert len(warnings) == 1 and warnings[0].startswith("the models have not learned")
+        assert "unigram" in warnings[0] and "train.steps" in warnings[0]
+    else:
+        assert nll < (1 - UNIGRAM_MARGIN) * unigram, (nll, unigram)  # measured ~13% below (TEXT_TRAIN)
+        assert warnings == []
+
+
+def test_learning_warning_threshold_on_text():
+    frame = pd.DataFrame({"step": [1], "nll": [96.0], "reference_nll": [float("nan")],
+                          "baseline_nll": [177.0], "unigram_nll": [100.0]})
+    assert "unigram" in learning_warning(frame)  # 4% below the unigram model: not clearly better
+    assert learning_warning(frame.assign(nll=94.0)) is None  # 6% below
+
+
+def test_report_shows_samples_escaped(tmp_path):
+    """`ecosim analyze RUN` shows what the first developers wrote at the first and the last generation, as
+    text (a corpus full of markup characters: what the models write must not become HTML)."""
+    rng = np.random.default_rng(1)
+    words = ["<b>tower</b>", "&amp;", "church", "<script>", "a < b", "x > y", "'quoted'", '"said"']
+    docs = [" ".join(rng.choice(words, size=30)) for _ in range(60)]
+    (tmp_path / "docs.txt").write_text("\n".join(docs) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: markup\nseed: 1\nsteps: 3\ndevice: cpu\n"
+        "world: {kind: corpus, seq_len: 24, heldout: 16, corpora: [{name: tags, files: [docs.txt]}]}\n"
+        "communities: [{name: everyone, authors: 2, rate: 4}]\n"
+        "developers: {count: 3, family: {kind: ngram, order: 2}, train: {samples: 32}, publish: {samples: 8},"
+        " data: {synthetic: 1.0}}\n"
+        "metrics: {measure: [quality, samples]}\nsamples: {keep: 3}\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "run"), "-q",
+                               "--threads", "1"]).exit_code == 0
+    result = runner.invoke(app, ["analyze", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "run" / "report" / "report.html", encoding="utf-8", newline="") as f:
+        page = f.read()  # newline="": a sample's carriage return stays as the models wrote it
+    assert "What the models wrote" in page and "generation 1" in page and "generation 3" in page
+    table = pd.read_parquet(tmp_path / "run" / "samples.parquet")
+    shown = table[table.developer.isin([0, 1])].groupby(["developer", "step"]).head(2)
+    hidden = table[table.developer == 2]
+    assert any("<" in t for t in shown.text)  # the escaping below is exercised
+    for text in shown[shown.step.isin([1, 3])].text:
+        assert f"<pre>{escape(text)}</pre>" in page
+    assert not any(f"<pre>{escape(t)}</pre>" in page for t in hidden.text)  # a couple of developers, not all
+    assert "<script>" not in page.split("What the models wrote")[1]
