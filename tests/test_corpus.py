@@ -361,3 +361,16 @@ def test_text_quick_generation_1_beats_the_unigram_model():
     nll, unigram = model.summary["nll"], model.reference["unigram_nll"]
     assert nll < (1 - UNIGRAM_MARGIN) * unigram, (nll, unigram)
     assert learning_warning(model.model_frame()) is None
+
+
+def test_validate_checks_the_corpus_of_every_design_point(tmp_path):
+    """A sweep whose second design point asks windows longer than the corpus's parts is refused at validate."""
+    (tmp_path / "docs.txt").write_text("\n".join(_docs(20)) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: sw\nsteps: 1\n"
+        "world: {kind: corpus, seq_len: 16, heldout: 8, corpora: [{name: a, files: [docs.txt]}]}\n"
+        "developers: {count: 2, family: {kind: ngram}, train: {samples: 16}, publish: {samples: 4}}\n"
+        "metrics: {measure: [quality], pairwise: none}\n"
+        "sweep: {grid: {world.seq_len: [16, 1024]}}\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2 and result.output.startswith("error: world.corpora[0]: too small for seq_len=1024")
