@@ -37,6 +37,7 @@ LABELS = {
     "nll": "held-out human NLL (nats/item)",
     "reference_nll": "truth's held-out NLL (nats/item)",
     "baseline_nll": "uniform model's held-out NLL (nats/item)",
+    "unigram_nll": "unigram model's held-out NLL (nats/item)",
     "train_size": "training set size (items)",
     "nll_spread": "NLL spread across developers (nats/item)",
     "distance": "distance to the truth (world's unit)",

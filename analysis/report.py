@@ -141,6 +141,7 @@ class Report:
     headline: pd.DataFrame  # the table shown in the report
     effects: list[str] = field(default_factory=list)  # the factorial effects in words (a sweep)
     effects_table: pd.DataFrame | None = None  # and in numbers
+    samples: dict | None = None  # a few texts of the first and last kept generations (:func:`shown_samples`)
 
 
 def load_run(path: Path) -> Run:
@@ -355,7 +356,20 @@ def _run_report(path: Path, out: Path) -> Report:
     window = final_window(len(run.model))
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
-                  (path / "scenario.yaml").read_text(), headline)
+                  (path / "scenario.yaml").read_text(), headline, samples=shown_samples(RunFolder(path).samples))
+
+
+def shown_samples(table: pd.DataFrame | None, developers: int = 2, per: int = 2) -> dict | None:
+    """What the first ``developers`` developers wrote at the first and the last kept generation, ``per``
+    texts each, as ``{"first", "last", "rows": [{"developer", "first", "last"}]}``; None without samples."""
+    if table is None or table.empty:
+        return None
+    first, last = int(table["step"].min()), int(table["step"].max())
+    rows = []
+    for k in sorted(table["developer"].unique().tolist())[:developers]:
+        texts = [table[(table.developer == k) & (table.step == s)]["text"].tolist()[:per] for s in (first, last)]
+        rows += [{"developer": k, "first": a, "last": b} for a, b in zip(*texts, strict=True)]
+    return {"first": first, "last": last, "rows": rows}
 
 
 # ── a sweep ───────────────────────────────────────────────────────────────────────────────────────────
@@ -367,8 +381,10 @@ def _measured(frame: pd.DataFrame, names: list[str]) -> list[str]:
 
 
 def _reference_lines(ax, model: pd.DataFrame) -> None:
-    """The world's exact floor (the truth's own held-out NLL) and a model that learned nothing, as lines."""
-    for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model")):
+    """The world's exact floor (the truth's own held-out NLL), a model that learned nothing and, for real
+    text, the unigram model of the training text (the first baseline to beat), as lines."""
+    for column, style, name in (("reference_nll", "k:", "truth (floor)"), ("baseline_nll", "r:", "uniform model"),
+                                ("unigram_nll", "m:", "unigram model")):
         if column in model.columns and np.isfinite(value := float(model[column].iloc[0])):
             ax.axhline(value, color=style[0], ls=":", lw=1.2, label=f"{name}: {value:.3g}")
 
@@ -733,6 +749,7 @@ img { max-width: 100%; border: 1px solid #ddd; } figure { margin: 1.5em 0; }
 table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
 .scroll { overflow-x: auto; max-width: 100%; } .scroll th { min-width: 6em; } .scroll td { min-width: 6em; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+td pre { margin: 0; padding: 0.3em; white-space: pre-wrap; max-width: 480px; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p>{{ kind }} at <code>{{ path }}</code>, analysed {{ created }} by ecosim. {{ note }} Lower mean pairwise
@@ -747,6 +764,12 @@ quarter of the generations; intervals are 95% (t over replications for means and
 {% for fig in figures %}<figure><img alt="{{ fig.name }}" src="data:image/png;base64,{{ fig.data }}">
 <figcaption><b>{{ fig.name }}</b>: {{ fig.caption }}</figcaption></figure>
 {% endfor %}
+{% if samples %}<h2>What the models wrote</h2>
+<p>Generation {{ samples.first }} beside generation {{ samples.last }}, a few samples of the first developers
+(<code>ecosim samples {{ path }}</code> prints them all).</p>
+<table><tr><th>developer</th><th>generation {{ samples.first }}</th><th>generation {{ samples.last }}</th></tr>
+{% for r in samples.rows %}<tr><td>{{ r.developer }}</td><td><pre>{{ r.first }}</pre></td>
+<td><pre>{{ r.last }}</pre></td></tr>{% endfor %}</table>{% endif %}
 <h2>Final values</h2>
 <div class="scroll">{{ headline | safe }}</div>
 <p>All tables are written next to this report as CSV: {% for t in tables %}<code>{{ t }}.csv</code> {% endfor %}</p>
@@ -801,7 +824,7 @@ def _write_report(report: Report, path: Path, out: Path) -> Path:
     html_path.write_text(TEMPLATE.render(
         title=report.title, kind=report.kind, note=report.note, path=str(path),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        findings=report.findings, tables=list(report.tables), design=report.design,
+        findings=report.findings, tables=list(report.tables), design=report.design, samples=report.samples,
         headline=report.headline.to_html(float_format=lambda x: f"{x:.3g}", border=0),
         effects=report.effects, effects_table=_effects_html(report.effects_table),
         figures=[{"name": p.name, "caption": CAPTIONS.get(p.name, ""),

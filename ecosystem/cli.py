@@ -40,11 +40,12 @@ def fail(message: str) -> typer.Exit:
 
 
 def check(path: Path) -> Scenario:
-    """Load and validate a scenario, including what only reading it can check (an edge-list's content);
-    nothing large is built (not the network itself)."""
+    """Load and validate a scenario, including what only reading it can check (an edge-list's content, a
+    corpus's text against ``seq_len``); nothing large is built (not the network, not the world)."""
     try:
         scenario = load_scenario(path)
         _check_edges([scenario])
+        _check_worlds([scenario])
     except (ScenarioError, NetworkError) as err:
         raise fail(str(err)) from None
     _warn([scenario])
@@ -57,6 +58,19 @@ def _check_edges(scenarios: list[Scenario]) -> None:
         key = (getattr(s.network, "path", None), s.developers.count)
         if isinstance(s.network, EdgeListNet) and key not in read:
             read_edge_list(Path(s.network.path), s.developers.count)
+            read.add(key)
+
+
+def _check_worlds(scenarios: list[Scenario]) -> None:
+    """Each distinct world of ``scenarios`` read once (with the first seed that uses it: a corpus's split, so
+    its parts' sizes, changes a little with the seed)."""
+    from ecosystem.worlds import check_world
+
+    read = set()
+    for s in scenarios:
+        key = (s.world.model_dump_json(), s.developers.count, s.developers.train.samples)
+        if key not in read:
+            check_world(s)
             read.add(key)
 
 
@@ -91,6 +105,7 @@ def validate(file: FileArg) -> None:
         design = load_design(file)
         runs = expand(design)
         _check_edges([run.scenario for run in runs])
+        _check_worlds([run.scenario for run in runs])
     except (ScenarioError, NetworkError) as err:
         raise fail(str(err)) from None
     _warn([run.scenario for run in runs])

@@ -265,8 +265,9 @@ class EcosystemModel(mesa.Model):
         return [*self.measurement.names(), *TRAIN_METRICS]
 
     def metric_names(self) -> list[str]:
-        """Ecosystem-level metric names (``model.parquet`` columns after ``step``)."""
-        return [*self.agent_names(), *ECOSYSTEM_METRICS]
+        """Ecosystem-level metric names (``model.parquet`` columns after ``step``), with the world's own
+        reference values (the ``corpus`` world's ``unigram_nll``)."""
+        return [*self.agent_names(), *ECOSYSTEM_METRICS, *(k for k in self.reference if k not in ECOSYSTEM_METRICS)]
 
     # ── results ────────────────────────────────────────────────────────────────────────────────────────
 

@@ -35,6 +35,7 @@ import math
 import os
 import sysconfig
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +251,67 @@ class BpeTokenizer:
         return self._tok.to_str()
 
 
+# ── the text, split and tokenized ─────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Text:
+    """The corpora's documents split into parts, their tokenizer, and one flat token stream in which
+    ``span[c][part]`` = (start, length) is corpus ``c``'s part (each document followed by the separator)."""
+
+    parts: list[dict[str, list[str]]]
+    tokenizer: ByteTokenizer | BpeTokenizer
+    span: list[dict[str, tuple[int, int]]]
+    stream: np.ndarray  # (L,) int64
+
+    def check_sizes(self, spec: CorpusWorldSpec, n_developers: int, original_size: int) -> None:
+        """Every part that is drawn from holds at least one window (the private part: one per developer)."""
+        T = spec.seq_len
+        for c, spans in enumerate(self.span):
+            for part in PARTS:
+                need = T * (n_developers if part == "private" else 1)
+                if part == "public" and (spec.split.public == 0 or original_size == 0):
+                    continue
+                if spans[part][1] < need:
+                    who = f" ({T} tokens for each of {n_developers} developers)" if part == "private" else ""
+                    raise ScenarioError(
+                        f"world.corpora[{c}]: too small for seq_len={T}: its {part} part holds "
+                        f"{spans[part][1]} tokens ({len(self.parts[c][part])} documents), needs {need}{who}; "
+                        "give more text (or more documents), a smaller seq_len or fewer developers")
+
+
+def read_text(spec: CorpusWorldSpec, rng: np.random.Generator) -> Text:
+    """Read, split and tokenize the corpora of ``spec`` (documents in ``rng``'s order; BPE trained on the
+    non-held-out parts); a corpus that cannot be read is a one-line :class:`ScenarioError` naming it."""
+    parts = []
+    for c, corpus in enumerate(spec.corpora):
+        try:
+            docs = documents(corpus, rng)
+        except CorpusError as err:
+            raise ScenarioError(f"world.corpora[{c}].{err}") from None
+        parts.append(split(docs, spec.split.model_dump()))
+    training = [d for by_part in parts for p in PARTS[1:] for d in by_part[p]]
+    tokenizer = ByteTokenizer() if spec.tokenizer.kind == "bytes" else BpeTokenizer(training, spec.tokenizer.vocab)
+    pieces, span, at = [], [], 0
+    for by_part in parts:
+        spans = {}
+        for part in PARTS:
+            ids = [x for doc in tokenizer.encode(by_part[part]) for x in (doc, [tokenizer.separator])]
+            stream = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+            pieces.append(stream)
+            spans[part] = (at, len(stream))
+            at += len(stream)
+        span.append(spans)
+    return Text(parts, tokenizer, span, np.concatenate(pieces))
+
+
+def check_text(spec: CorpusWorldSpec, n_developers: int, original_size: int, seed: int) -> None:
+    """What ``ecosim validate`` checks before anything runs: the text the run would read (same seed, same
+    split, same tokens) holds a window of ``seq_len`` tokens in every part it draws from."""
+    read_text(spec, np.random.default_rng(seed)).check_sizes(spec, n_developers, original_size)
+
+
+
 # ── the world ─────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -274,32 +336,12 @@ class CorpusWorld(TokenWorld):
         self.spec, self.item_shape, self.n_concepts = spec, (T,), len(spec.corpora)
         self.n_communities = len(communities)
         rng = np.random.default_rng(seed)
-        self.parts: list[dict[str, list[str]]] = []
-        for c, corpus in enumerate(spec.corpora):
-            try:
-                docs = documents(corpus, rng)
-            except CorpusError as err:
-                raise ScenarioError(f"world.corpora[{c}].{err}") from None
-            self.parts.append(split(docs, spec.split.model_dump()))
-        training = [d for parts in self.parts for p in PARTS[1:] for d in parts[p]]
-        self.tokenizer = (ByteTokenizer() if spec.tokenizer.kind == "bytes"
-                          else BpeTokenizer(training, spec.tokenizer.vocab))
-        self.vocab_size = self.tokenizer.vocab_size
-
-        # One flat token stream; span[c][part] = (start, length) of a corpus's part in it.
-        pieces, self.span, at = [], [], 0
-        for parts in self.parts:
-            spans = {}
-            for part in PARTS:
-                ids = [x for doc in self.tokenizer.encode(parts[part]) for x in (doc, [self.tokenizer.separator])]
-                stream = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
-                pieces.append(stream)
-                spans[part] = (at, len(stream))
-                at += len(stream)
-            self.span.append(spans)
-        self._stream = torch.from_numpy(np.concatenate(pieces))
+        text = read_text(spec, rng)
         n_developers = private.shape[0] if isinstance(private, torch.Tensor) else private
-        self._check_sizes(n_developers, original_size)
+        text.check_sizes(spec, n_developers, original_size)
+        self.parts, self.tokenizer, self.span = text.parts, text.tokenizer, text.span
+        self._stream = torch.from_numpy(text.stream)
+        self.vocab_size = self.tokenizer.vocab_size
 
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self._community_weights = concept_weights(communities, self.n_concepts)  # (K, C)
@@ -332,21 +374,6 @@ class CorpusWorld(TokenWorld):
                                                       self._public.communities)))
         self._originals, self._original_concepts = self._originals.to(device), concepts.to(device)
         self._unigram_nll = self._unigram()
-
-    def _check_sizes(self, n_developers: int, original_size: int) -> None:
-        """Every part that is drawn from holds at least one window (the private part: one per developer)."""
-        T = self.spec.seq_len
-        for c, spans in enumerate(self.span):
-            for part in PARTS:
-                need = T * (n_developers if part == "private" else 1)
-                if part == "public" and (self.spec.split.public == 0 or original_size == 0):
-                    continue
-                if spans[part][1] < need:
-                    who = f" ({T} tokens for each of {n_developers} developers)" if part == "private" else ""
-                    raise ScenarioError(
-                        f"world.corpora[{c}]: too small for seq_len={T}: its {part} part holds "
-                        f"{spans[part][1]} tokens ({len(self.parts[c][part])} documents), needs {need}{who}; "
-                        "give more text (or more documents), a smaller seq_len or fewer developers")
 
     def _spans(self, concepts: torch.Tensor, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Start and length of ``part`` of each concept's corpus, shaped like ``concepts``."""
