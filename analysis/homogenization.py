@@ -14,22 +14,28 @@ import pandas as pd
 
 
 def _pair_means(d: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``d[:, i, j]`` over the pairs where ``mask[i, j]``; NaN at every step when there are none."""
-    if not mask.any():
-        return np.full(d.shape[0], np.nan)
-    return d[:, mask].mean(axis=1)  # (steps,)
+    """Mean of ``d[:, i, j]`` over the measured pairs (not NaN) where ``mask[i, j]``; NaN at a step where there
+    are none (a run that measured a sample of pairs leaves the others NaN)."""
+    values = d[:, mask]  # (steps, pairs)
+    measured = np.isfinite(values)
+    counts = measured.sum(axis=1)
+    sums = np.where(measured, values, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(d.shape[0], np.nan), where=counts > 0)  # (steps,)
 
 
-def pairwise_divergence(divergence: np.ndarray, groups: Sequence[int] | None = None) -> pd.DataFrame:
+def pairwise_divergence(
+    divergence: np.ndarray, groups: Sequence[int] | None = None, steps: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Mean pairwise divergence per step, overall and split by developer community.
 
     Parameters
     ----------
     divergence : ``(steps, N, N)`` pairwise divergences (need not be symmetric: ordered pairs are used).
     groups : community label of each developer; default: one community.
+    steps : the generation of each matrix (``metrics.every`` measures some); default 1, 2, ...
 
-    Returns a frame with ``step`` (1..steps) and ``divergence`` (mean over ordered pairs i ≠ j: the run's
-    ``homogenization`` column), ``divergence_within`` (pairs in the same community) and
+    Pairs left NaN (not measured: a sampled run) are left out of the means. Returns a frame with ``step`` and
+    ``divergence`` (mean over ordered pairs i ≠ j), ``divergence_within`` (pairs in the same community) and
     ``divergence_between`` (pairs in different communities; NaN with a single community).
     """
     d = np.asarray(divergence, dtype=float)  # (steps, N, N)
@@ -39,7 +45,7 @@ def pairwise_divergence(divergence: np.ndarray, groups: Sequence[int] | None = N
     same = labels[:, None] == labels[None, :]
     return pd.DataFrame(
         {
-            "step": np.arange(1, d.shape[0] + 1),
+            "step": np.arange(1, d.shape[0] + 1) if steps is None else np.asarray(steps, dtype=int),
             "divergence": _pair_means(d, off),
             "divergence_within": _pair_means(d, off & same),
             "divergence_between": _pair_means(d, ~same),
@@ -48,12 +54,15 @@ def pairwise_divergence(divergence: np.ndarray, groups: Sequence[int] | None = N
 
 
 def distinctiveness(divergence: np.ndarray) -> np.ndarray:
-    """``(steps, N)``: each developer's mean divergence to the other developers (how far it stands apart)."""
+    """``(steps, N)``: each developer's mean divergence to the other developers (how far it stands apart), over
+    its measured pairs (NaN for a developer none of whose pairs was measured)."""
     d = np.asarray(divergence, dtype=float)  # (steps, N, N)
     n = d.shape[1]
-    off = ~np.eye(n, dtype=bool)
+    measured = np.isfinite(d) & ~np.eye(n, dtype=bool)
+    values = np.where(measured, d, 0.0)
     # Both directions count, so an asymmetric divergence gives each developer one number.
-    return ((d * off).sum(axis=2) + (d * off).sum(axis=1)) / (2 * max(n - 1, 1))
+    sums, counts = values.sum(axis=2) + values.sum(axis=1), measured.sum(axis=2) + measured.sum(axis=1)
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
 def quality_spread(agents: pd.DataFrame, metric: str = "nll") -> pd.DataFrame:
@@ -102,23 +111,28 @@ def effective_models(divergence: np.ndarray, scale: float = 1.0, q: float = 1.0)
     at which two models count as e-fold less similar; q = 1 (default) weighs clusters by their size, q = 2
     is the inverse Simpson form N² / Σ Z_ij.
 
-    Returns ``(steps,)`` values between 1 and N.
+    Returns ``(steps,)`` values between 1 and N; NaN at a step where some pair was not measured (it needs
+    every pair).
     """
     d = np.asarray(divergence, dtype=float)  # (steps, N, N)
     n = d.shape[1]
+    if not len(d):
+        return np.empty(0)
     sym = (d + d.transpose(0, 2, 1)) / 2  # (steps, N, N)
     sym[:, np.eye(n, dtype=bool)] = 0.0  # a model is identical to itself, whatever the diagonal holds
     z = np.exp(-sym / scale)  # (steps, N, N)
     zp = z.mean(axis=2)  # (steps, N): (Zp)_i with p = 1/N
-    if q == 1.0:
-        return np.exp(-np.log(zp).mean(axis=1))
-    return ((zp ** (q - 1)).sum(axis=1) / n) ** (1 / (1 - q))
+    complete = np.isfinite(sym).all(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        value = np.exp(-np.log(zp).mean(axis=1)) if q == 1.0 else ((zp ** (q - 1)).sum(axis=1) / n) ** (1 / (1 - q))
+    return np.where(complete, value, np.nan)
 
 
 def homogenization_over_time(
-    divergence: np.ndarray, groups: Sequence[int] | None = None, scale: float = 1.0
+    divergence: np.ndarray, groups: Sequence[int] | None = None, scale: float = 1.0,
+    steps: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """The per-step homogenization table of one run: :func:`pairwise_divergence` plus ``effective_models``."""
-    frame = pairwise_divergence(divergence, groups)
+    frame = pairwise_divergence(divergence, groups, steps)
     frame["effective_models"] = effective_models(divergence, scale)
     return frame

@@ -15,6 +15,7 @@ import base64
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,8 +115,9 @@ class Run:
     scenario: dict
     model: pd.DataFrame  # one row per step
     agents: pd.DataFrame  # one row per step × developer
-    divergence: np.ndarray  # (steps, N, N)
+    divergence: np.ndarray  # (S, N, N) at the measured steps, NaN where a pair was not measured; S = 0: none
     graph: nx.DiGraph  # node attribute "group": developer community
+    divergence_steps: np.ndarray  # (S,) the generation of each matrix
 
     @property
     def groups(self) -> np.ndarray:
@@ -147,8 +149,10 @@ class Report:
 def load_run(path: Path) -> Run:
     """Read a run folder written by :func:`ecosystem.run.run_scenario`."""
     folder = RunFolder(path)
-    return Run(folder.path, folder.meta, folder.scenario, folder.model, folder.agents,
-               folder.divergence.matrices(), folder.graph)
+    pairs = folder.divergence  # None under metrics.pairwise: none
+    matrices = pairs.matrices() if pairs is not None else np.empty((0, folder.n_developers, folder.n_developers))
+    steps = np.asarray(pairs.steps, dtype=int) if pairs is not None else np.empty(0, dtype=int)
+    return Run(folder.path, folder.meta, folder.scenario, folder.model, folder.agents, matrices, folder.graph, steps)
 
 
 # ── theory ────────────────────────────────────────────────────────────────────────────────────────────
@@ -204,8 +208,10 @@ def divergence_scale(divergences: list[np.ndarray]) -> float:
     more than independent fits to real data do; one scale for all runs of a sweep keeps them comparable.
     Falls back to 1 where the first generation's models are identical.
     """
-    firsts = [d[0][~np.eye(d.shape[1], dtype=bool)] for d in divergences if d.shape[1] > 1]
-    scale = float(np.median(np.concatenate(firsts))) if firsts else float("nan")
+    firsts = [d[0][~np.eye(d.shape[1], dtype=bool)] for d in divergences if len(d) and d.shape[1] > 1]
+    measured = np.concatenate(firsts) if firsts else np.empty(0)
+    measured = measured[np.isfinite(measured)]  # a sampled run measured some pairs only
+    scale = float(np.median(measured)) if len(measured) else float("nan")
     return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
@@ -218,19 +224,24 @@ def run_tables(run: Run, scale: float) -> dict[str, pd.DataFrame]:
     ``communities`` (developer-community means with t-intervals over developers) and ``summary`` (one row:
     final outcomes, time to consensus and network statistics).
     """
-    homog = homogenization_over_time(run.divergence, run.groups, scale)
+    homog = pd.DataFrame({"step": run.model["step"].astype(int)}).merge(  # NaN where not measured (metrics.every)
+        homogenization_over_time(run.divergence, run.groups, scale, run.divergence_steps), on="step", how="left")
     if "nll" in run.agents.columns:
         homog = homog.merge(quality_spread(run.agents, "nll"), on="step", how="left")
     stats = network_statistics(run.graph)
     per_dev = [c for c in run.agents.columns if c not in ("step", "developer", "group")]
     window = final_window(len(run.model))
     final_dev = effects.final_values(run.agents, per_dev, by=["developer"], window=window)
-    final_dev["distinctiveness"] = distinctiveness(run.divergence)[-window:].mean(axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a developer with no measured pair: NaN
+        final_dev["distinctiveness"] = (np.nanmean(distinctiveness(run.divergence)[-window:], axis=0)
+                                        if len(run.divergence) else np.nan)
     nodes = node_statistics(run.graph).merge(final_dev, on="developer")
 
     last = run.model.merge(homog.drop(columns="divergence"), on="step").tail(window)
     last = last.drop(columns="step").mean(numeric_only=True)
-    consensus = time_to_consensus(homog["divergence"], CONSENSUS_FRACTION, homog["step"])
+    measured = homog.dropna(subset=["divergence"])
+    consensus = time_to_consensus(measured["divergence"], CONSENSUS_FRACTION, measured["step"])
     summary = {**last.to_dict(), "time_to_consensus": consensus, "consensus_reached": float(np.isfinite(consensus)),
                **stats}
     return {
@@ -305,37 +316,35 @@ def _run_report(path: Path, out: Path) -> Report:
     figures.shared_legend(axes)
     pngs.append(figures.save(fig, out / "metrics.png"))
 
-    pairs = {"divergence": "all pairs", "divergence_within": "within communities",
-             "divergence_between": "between communities"}
-    parts = homog.rename(columns=pairs).melt(id_vars="step", value_vars=list(pairs.values()), var_name="pairs",
-                                             value_name="divergence").dropna()
-    fig, axes = figures.panels(2)
-    figures.over_time(parts, "divergence", hue="pairs", ax=axes[0],
-                      title=figures.wrap(f"Pairwise divergence by pair of communities ({title})"))
-    axes[0].legend(title="pairs", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
-    figures.over_time(homog, "effective_models", ax=axes[1],
-                      title=figures.wrap(f"Effective number of distinct models ({title})"))
-    pngs.append(figures.save(fig, out / "homogenization.png"))
+    measured = homog.dropna(subset=["divergence"])
+    if len(measured):
+        pairs = {"divergence": "all pairs", "divergence_within": "within communities",
+                 "divergence_between": "between communities"}
+        parts = measured.rename(columns=pairs).melt(id_vars="step", value_vars=list(pairs.values()),
+                                                    var_name="pairs", value_name="divergence").dropna()
+        fig, axes = figures.panels(2 if measured["effective_models"].notna().any() else 1)
+        figures.over_time(parts, "divergence", hue="pairs", ax=axes[0],
+                          title=figures.wrap(f"Pairwise divergence by pair of communities ({title})"))
+        axes[0].legend(title="pairs", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
+        if len(axes) > 1:
+            figures.over_time(measured, "effective_models", ax=axes[1],
+                              title=figures.wrap(f"Effective number of distinct models ({title})"))
+        pngs.append(figures.save(fig, out / "homogenization.png"))
 
     pngs.append(figures.save(figures.network(run.graph, nodes.set_index("developer")[quality], quality,
                                              run.groups, title=f"{title}: final {quality}"), out / "network.png"))
-    pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
-                                                       title=f"{title}: pairwise divergence, final generation"),
-                             out / "similarity.png"))
+    if len(run.divergence):
+        pngs.append(figures.save(figures.similarity_matrix(run.divergence[-1], run.groups,
+                                                           title=f"{title}: pairwise divergence, final generation"),
+                                 out / "similarity.png"))
     fig, (ax,) = figures.panels(1, size=(6.0, 4.6))
     figures.scatter(nodes.assign(community=nodes["group"].astype(str)), "pagerank", quality, hue="community", ax=ax,
                     title=figures.wrap(f"Final {quality} against PageRank, per developer ({title})", 60))
     figures.shared_legend([ax], "developer community")
     pngs.append(figures.save(fig, out / "centrality.png"))
 
-    first, last = homog.iloc[0], homog.iloc[-1]
-    ttc = summary["time_to_consensus"]
-    findings = [
-        f"Mean pairwise divergence between the {run.divergence.shape[1]} developers' models went from "
-        f"{_fmt(first['divergence'])} at generation 1 to {_fmt(last['divergence'])} at generation "
-        f"{int(last['step'])}; it " + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved."),
-        f"Effective number of distinct models: {_fmt(first['effective_models'])} → {_fmt(last['effective_models'])}.",
-    ]
+    last = homog.iloc[-1]
+    findings = _divergence_findings(run, measured, summary["time_to_consensus"])
     findings = [*_warnings([run]), *findings]
     if "nll" in run.model.columns:
         findings.append(f"Held-out NLL: {_fmt(run.model['nll'].iloc[0])} → {_fmt(run.model['nll'].iloc[-1])} "
@@ -357,6 +366,24 @@ def _run_report(path: Path, out: Path) -> Report:
     headline = summary[shown].to_frame(f"final (mean of the last {window} generations)")
     return Report(title, "Run", divergence_note(run.scenario), findings, pngs, tables,
                   (path / "scenario.yaml").read_text(), headline, samples=shown_samples(RunFolder(path).samples))
+
+
+def _divergence_findings(run: Run, measured: pd.DataFrame, ttc: float) -> list[str]:
+    """What the pairwise divergences say (or why there are none)."""
+    n = run.divergence.shape[1]
+    if not len(measured):
+        return [f"Pairwise divergence between the {n} developers' models was not measured (metrics.pairwise: none)."]
+    first, last = measured.iloc[0], measured.iloc[-1]
+    out = [f"Mean pairwise divergence between the {n} developers' models went from {_fmt(first['divergence'])} at "
+           f"generation {int(first['step'])} to {_fmt(last['divergence'])} at generation {int(last['step'])}; it "
+           + (f"halved by generation {int(ttc)}." if np.isfinite(ttc) else "never halved.")]
+    if measured["effective_models"].notna().any():
+        out.append(f"Effective number of distinct models: {_fmt(first['effective_models'])} → "
+                   f"{_fmt(last['effective_models'])}.")
+    else:
+        out.append("The effective number of distinct models needs every pair; this run measured a sample of pairs "
+                   "(metrics.pairwise), so the means above are over the sampled pairs.")
+    return out
 
 
 def shown_samples(table: pd.DataFrame | None, developers: int = 2, per: int = 2) -> dict | None:

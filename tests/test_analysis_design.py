@@ -187,3 +187,28 @@ def test_a_changed_base_is_refused_unless_forced(tmp_path) -> None:
                                       "--force"])
     assert result.exit_code == 0 and len(list((out / "runs").iterdir())) == 4
     assert result.output.count("runs:") == 1  # the summary is printed once
+
+
+@pytest.mark.parametrize("metrics", [{"pairwise": "none"}, {"every": 2}, {"pairwise": "sample", "pairs": 5}])
+def test_analyze_reads_every_measurement_setting(metrics, tmp_path) -> None:
+    """Runs that measure no pairs, some generations or a sample of pairs are analysed; the report's divergence
+    per generation is the run's own ``divergence`` column (the mean over the measured pairs) at the right
+    generations, and what cannot be computed is said, not faked."""
+    scenario = {**BASE, "name": "measured", "steps": 5, "developers": {**BASE["developers"], "count": 6,
+                                                                       "groups": [3, 3]}, "metrics": metrics}
+    folder = run_scenario(validate_scenario(scenario), tmp_path / "run", progress=False, summary=None)
+    html = analyze(folder, tmp_path / "r").read_text()
+    homog = pd.read_csv(tmp_path / "r" / "homogenization.csv")
+    model = pd.read_parquet(folder / "model.parquet")
+    assert list(homog["step"]) == list(model["step"])
+    np.testing.assert_allclose(homog["divergence"], model["divergence"], rtol=1e-5)  # NaN where not measured
+    if metrics.get("pairwise") == "none":
+        assert homog["divergence"].isna().all() and "was not measured (metrics.pairwise: none)" in html
+        assert not (tmp_path / "r" / "similarity.png").exists()
+    if "every" in metrics:
+        assert list(homog.dropna(subset=["divergence"])["step"]) == [1, 2, 4, 5]
+        assert homog["effective_models"].notna().sum() == 4
+    if metrics.get("pairwise") == "sample":  # 5 of 15 pairs: means over them; effective models need all
+        assert homog["divergence"].notna().all() and homog["effective_models"].isna().all()
+        assert "measured a sample of pairs" in html
+        assert (tmp_path / "r" / "similarity.png").is_file()
