@@ -11,8 +11,11 @@ synthetic noise, the world seed is pinned) and :func:`expected_losses` takes the
 expectation from Theorem 1's moments (:func:`analysis.theory.vu_moments`):
 E[(θ̂_k − θ)ᵀ Σ_j (θ̂_k − θ)] = (m_k − θ)ᵀ Σ_j (m_k − θ) + tr(Σ_j C_kk).
 
-``python -m analysis.vu_paper grid SCENARIO [--reps R]`` prints the α × β table in the paper's layout
-(own and cross loss at t = 0 and t = 15, and the t = 0..15 curves with ``--curves``).
+``python -m analysis.vu_paper grid SCENARIO [--reps R] [--beta B ...] [--features own|shared|real]``
+prints the α × β table in the paper's layout (own and cross loss at t = 0 and t = 15, ρ(Q) of each cell, and
+the t = 0..15 curves with ``--curves``); ``--features`` picks where the synthetic features come from (the
+world's ``synthetic_features``: each model's own domain, a shared N(0, I) as in their Theorem 2, or the real
+private design reused).
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
 LEVELS = (0.0, 0.5, 1.0)
 
 
-def grid_scenario(base: dict, alpha: float, beta: float, seed: int | None = None) -> Scenario:
-    """``base`` (a scenario mapping, its ``sweep`` ignored) at one (α, β) cell."""
+def grid_scenario(base: dict, alpha: float, beta: float, seed: int | None = None,
+                  overrides: dict | None = None) -> Scenario:
+    """``base`` (a scenario mapping, its ``sweep`` ignored) at one (α, β) cell, with dotted ``overrides``
+    (e.g. ``{"world.synthetic_features": "shared"}``)."""
     data = {k: v for k, v in base.items() if k != "sweep"}
-    overrides = {"developers.data.alpha": alpha, "developers.data.beta": beta}
+    cell = {"developers.data.alpha": alpha, "developers.data.beta": beta} | (overrides or {})
     if seed is not None:
-        overrides["seed"] = seed
-    return validate_scenario(data, overrides=overrides)
+        cell["seed"] = seed
+    return validate_scenario(data, overrides=cell)
 
 
 def task_losses(theta_hat: np.ndarray, theta: np.ndarray, domain_var: np.ndarray) -> np.ndarray:
@@ -106,22 +111,32 @@ def homogenization(scenario: Scenario, reps: int) -> dict[str, np.ndarray]:
     return {name: output_similarity(thetas, x) for name, x in probe_sets(model).items()}
 
 
-def expected_losses(scenario: Scenario) -> np.ndarray:
-    """Exact expected task losses ``(steps, K, K)`` from Theorem 1's moments, conditional on the world."""
+def theory_inputs(scenario: Scenario) -> tuple[dict, EcosystemModel]:
+    """The arguments of :func:`analysis.theory.vu_moments` rebuilt from the scenario's own world (its private
+    and public data, synthetic designs, reading matrix W, α and β), and the model they come from."""
     model = EcosystemModel(scenario)
     world, devs = model.world, scenario.developers
     data = devs.policies()[0]
-    k = devs.count
 
     def arrays(batch):
         return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
 
-    private = [arrays(world.original(i)) for i in range(k)]
-    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
-    alpha = data.synthetic
-    beta = 1.0 if data.beta is None else data.beta
-    means, covs = vu_moments(private, arrays(world.public()), designs, reading_matrix(model.graph), alpha, beta,
-                             world.spec.noise, scenario.steps)
+    return {
+        "private": [arrays(world.original(i)) for i in range(devs.count)],
+        "public": arrays(world.public()),
+        "designs": list(world.prompts(devs.publish.samples, model.generator).cpu().numpy()),
+        "reading": reading_matrix(model.graph),
+        "alpha": data.synthetic,
+        "beta": 1.0 if data.beta is None else data.beta,
+    }, model
+
+
+def expected_losses(scenario: Scenario) -> np.ndarray:
+    """Exact expected task losses ``(steps, K, K)`` from Theorem 1's moments, conditional on the world."""
+    inputs, model = theory_inputs(scenario)
+    world = model.world
+    k = scenario.developers.count
+    means, covs = vu_moments(**inputs, sigma=world.spec.noise, steps=scenario.steps)
     theta = world.theta.cpu().numpy()
     var = world.domain_var.cpu().numpy()  # (K, D)
     d = theta.shape[0]
@@ -131,33 +146,30 @@ def expected_losses(scenario: Scenario) -> np.ndarray:
     return bias + spread
 
 
+def transition(scenario: Scenario) -> np.ndarray:
+    """Theorem 1's transition Q on the scenario's world (see :func:`analysis.theory.vu_transition`)."""
+    inputs, _ = theory_inputs(scenario)
+    return vu_transition(**inputs)
+
+
 def contraction(scenario: Scenario) -> float:
     """ρ(Q), the spectral radius of Theorem 1's transition on the scenario's world (their Theorem 3's rate)."""
-    model = EcosystemModel(scenario)
-    world, devs = model.world, scenario.developers
-    data = devs.policies()[0]
-
-    def arrays(batch):
-        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
-
-    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
-    q = vu_transition([arrays(world.original(i)) for i in range(devs.count)], arrays(world.public()), designs,
-                      reading_matrix(model.graph), data.synthetic, 1.0 if data.beta is None else data.beta)
-    return float(np.abs(np.linalg.eigvals(q)).max())
+    return float(np.abs(np.linalg.eigvals(transition(scenario))).max())
 
 
-def grid_frame(base: dict, reps: int, levels=LEVELS) -> pd.DataFrame:
+def grid_frame(base: dict, reps: int, alphas=LEVELS, betas=LEVELS, overrides: dict | None = None) -> pd.DataFrame:
     """Long frame over the α × β grid: alpha, beta, t (0 = generation 1), own and cross loss, simulated (mean
-    and standard error over replications) and expected (Theorem 1)."""
+    and standard error over replications) and expected (Theorem 1), and ρ(Q) of the cell."""
     rows = []
-    for alpha in levels:
-        for beta in levels:
-            scenario = grid_scenario(base, alpha, beta)
+    for alpha in alphas:
+        for beta in betas:
+            scenario = grid_scenario(base, alpha, beta, overrides=overrides)
             own_s, cross_s = own_cross(simulate_losses(scenario, reps))  # (R, T)
             own_e, cross_e = own_cross(expected_losses(scenario))  # (T,)
+            rho = contraction(scenario)
             for t in range(scenario.steps):
                 rows.append({
-                    "alpha": alpha, "beta": beta, "t": t,
+                    "alpha": alpha, "beta": beta, "t": t, "rho": rho,
                     "own": own_s[:, t].mean(), "own_se": own_s[:, t].std(ddof=1) / np.sqrt(reps),
                     "cross": cross_s[:, t].mean(), "cross_se": cross_s[:, t].std(ddof=1) / np.sqrt(reps),
                     "own_expected": own_e[t], "cross_expected": cross_e[t],
@@ -173,6 +185,7 @@ def paper_table(frame: pd.DataFrame, column: str = "") -> pd.DataFrame:
     wide.columns = [f"{name.split('_')[0]} t={t}" for name, t in wide.columns]
     wide = wide[["own t=0", f"own t={last}", "cross t=0", f"cross t={last}"]]
     wide["overall t=" + str(last)] = (wide[f"own t={last}"] + wide[f"cross t={last}"]) / 2
+    wide["ρ(Q)"] = frame.groupby(["alpha", "beta"])["rho"].first()
     return wide
 
 
@@ -187,17 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--curves", action="store_true")
+    parser.add_argument("--beta", type=float, nargs="+", default=list(LEVELS), help="β levels (default 0 0.5 1)")
+    parser.add_argument("--features", choices=["own", "shared", "real"],
+                        help="override world.synthetic_features: where the synthetic features come from")
     args = parser.parse_args(argv)
     if args.reps < 2:
         print("--reps: must be at least 2", file=sys.stderr)
         return 2
     try:
         base = yaml.safe_load(args.scenario.read_text())
-        grid_scenario(base, 0.5, 0.5)
+        overrides = {"world.synthetic_features": args.features} if args.features else None
+        for beta in args.beta:
+            grid_scenario(base, 0.5, beta, overrides=overrides)
     except (OSError, yaml.YAMLError, ScenarioError, AttributeError) as err:
         print(f"{args.scenario}: {err}", file=sys.stderr)
         return 2
-    frame = grid_frame(base, args.reps)
+    frame = grid_frame(base, args.reps, betas=args.beta, overrides=overrides)
     pd.set_option("display.width", 200)
     print(f"simulated ({args.reps} replications), excess test loss on each task:")
     print(paper_table(frame).round(3).to_string())
