@@ -44,7 +44,7 @@ def test_the_alpha_pattern_holds_with_three_models(curves):
     np.testing.assert_allclose(own_0, own_0[0], rtol=1e-9)  # α = 0: nothing transfers
     np.testing.assert_allclose(cross_0, cross_0[0], rtol=1e-9)
     own, cross = curves[0.5]
-    own_1, cross_1 = curves[1.0]
+    own_1, _ = curves[1.0]
     assert cross[-1] < 0.3 * cross[0]  # α = 0.5: the other tasks improve …
     assert own[-1] - own[0] < 0.1 * (own_1[-1] - own_1[0])  # … and the own task is kept
     assert own_1[-1] > 5 * own_1[0]  # α = 1: own task degraded
