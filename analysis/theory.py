@@ -199,3 +199,14 @@ def vu_limit(means: np.ndarray, q: np.ndarray) -> np.ndarray:
     shape = means.shape[1:]
     c = means[1].ravel() - q @ means[0].ravel()
     return np.linalg.solve(np.eye(len(c)) - q, c).reshape(shape)
+
+
+def ols_excess_loss(x: np.ndarray, sigma: float, task_var: np.ndarray) -> np.ndarray:
+    """E[(θ̂ − θ)ᵀ Σ_j (θ̂ − θ)] = σ² tr(Σ_j (XᵀX)⁻¹) ``(J,)`` of ordinary least squares on the design ``x (n, D)``
+    (full column rank), for tasks with diagonal feature covariances ``task_var (J, D)``.
+
+    With ``x`` all the real data of every entity pooled, this is the oracle that Vu et al. (2025) measure
+    the relative efficiency of interacting models against: the best linear unbiased use of all real data.
+    """
+    inv_diag = np.diag(np.linalg.inv(x.T @ x))  # (D,)
+    return sigma**2 * np.asarray(task_var) @ inv_diag

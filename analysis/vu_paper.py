@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.theory import vu_moments, vu_transition
+from analysis import figures
+from analysis.theory import ols_excess_loss, vu_moments, vu_transition
 from ecosystem.model import EcosystemModel
 from ecosystem.network import reading_matrix
 from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
@@ -194,13 +195,65 @@ def curves(frame: pd.DataFrame, which: str = "own") -> pd.DataFrame:
     return frame.pivot_table(index=["alpha", "beta"], columns="t", values=which)
 
 
+def rho_frame(base: dict, alphas, beta: float = 0.5) -> pd.DataFrame:
+    """ρ(Q) against α at one β on the scenario's world (their Theorem 3: convergence slows as α → 1, none at
+    α = 1), with the per-generation rise of the expected own-task loss at α = 1 (linear variance growth)."""
+    rows = [{"alpha": a, "rho": contraction(grid_scenario(base, a, beta))} for a in alphas]
+    own, _ = own_cross(expected_losses(grid_scenario(base, 1.0, beta)))
+    frame = pd.DataFrame(rows)
+    frame.attrs["growth_at_alpha_1"] = float(np.diff(own)[1:].mean())
+    return frame
+
+
+def efficiency_frame(base: dict, alphas, betas, worlds, reps: int = 0, cells=None) -> pd.DataFrame:
+    """Relative efficiency over (α, β) at the last generation: the oracle's loss (OLS on every entity's real
+    data pooled, :func:`analysis.theory.ols_excess_loss`) over the models' mean task loss (all models on all
+    tasks), both averaged over the world seeds ``worlds``. Expected from Theorem 1; with ``reps`` > 0 also
+    simulated (``reps`` replications per world) in ``efficiency_simulated``, with the simulated loss and its
+    standard error. ``cells`` (a list of (α, β)) replaces the grid ``alphas`` × ``betas``."""
+    rows = []
+    for alpha, beta in cells or [(a, b) for a in alphas for b in betas]:
+        loss, oracle, simulated = [], [], []
+        for w in worlds:
+            scenario = grid_scenario(base, alpha, beta, overrides={"world.seed": w})
+            loss.append(expected_losses(scenario)[-1].mean())
+            inputs, model = theory_inputs(scenario)
+            x = np.concatenate([p[0] for p in inputs["private"]] + [inputs["public"][0]])
+            oracle.append(ols_excess_loss(x, model.world.spec.noise, model.world.domain_var.numpy()).mean())
+            if reps:
+                simulated.append(simulate_losses(scenario, reps)[:, -1].mean((1, 2)))  # (reps,)
+        row = {"alpha": alpha, "beta": beta, "loss": np.mean(loss), "oracle": np.mean(oracle)}
+        row["efficiency"] = row["oracle"] / row["loss"]
+        if reps:
+            sim = np.concatenate(simulated)
+            row["loss_simulated"], row["loss_simulated_se"] = sim.mean(), sim.std(ddof=1) / np.sqrt(len(sim))
+            row["efficiency_simulated"] = row["oracle"] / sim.mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def theory_figure(rho: pd.DataFrame, expected: pd.DataFrame, simulated: pd.DataFrame, path: Path) -> Path:
+    """ρ(Q) against α beside the relative-efficiency heatmaps: expected (Theorem 1) and simulated."""
+    fig, axes = figures.panels(3)
+    axes[0].plot(rho["alpha"], rho["rho"], "o-")
+    axes[0].axhline(1.0, color="0.35", ls=":", lw=1.2)
+    axes[0].set(xlabel="α (synthetic weight)", ylabel="ρ(Q)", title="convergence rate (Thm 3)")
+    figures.heatmap(expected.round({"alpha": 2, "beta": 2}), "alpha", "beta", "efficiency",
+                    "relative efficiency (Thm 1)", ax=axes[1])
+    figures.heatmap(simulated.round({"alpha": 2, "beta": 2}), "alpha", "beta", "efficiency_simulated",
+                    "simulated", ax=axes[2])
+    return figures.save(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.vu_paper")
-    parser.add_argument("table", choices=["grid"])
+    parser.add_argument("table", choices=["grid", "theory"])
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--beta", type=float, nargs="+", default=list(LEVELS), help="β levels (default 0 0.5 1)")
+    parser.add_argument("--worlds", type=int, default=6, help="theory: world seeds averaged (from the file's)")
+    parser.add_argument("--figure", type=Path, help="theory: write ρ(Q) and the efficiency heatmaps to this PNG")
     parser.add_argument("--features", choices=["own", "shared", "real"],
                         help="override world.synthetic_features: where the synthetic features come from")
     args = parser.parse_args(argv)
@@ -215,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, yaml.YAMLError, ScenarioError, AttributeError) as err:
         print(f"{args.scenario}: {err}", file=sys.stderr)
         return 2
+    if args.table == "theory":
+        return _theory(base, args)
     frame = grid_frame(base, args.reps, betas=args.beta, overrides=overrides)
     pd.set_option("display.width", 200)
     print(f"simulated ({args.reps} replications), excess test loss on each task:")
@@ -225,6 +280,29 @@ def main(argv: list[str] | None = None) -> int:
         for which in ("own", "cross"):
             print(f"\n{which}-task loss, t = 0..{int(frame['t'].max())} (simulated):")
             print(curves(frame, which).round(3).to_string())
+    return 0
+
+
+def _theory(base: dict, args: argparse.Namespace) -> int:
+    pd.set_option("display.width", 200)
+    rho = rho_frame(base, np.round(np.arange(0, 1.01, 0.1), 2))
+    print("ρ(Q) against α (β = 0.5):")
+    print(rho.round(3).to_string(index=False))
+    print(f"at α = 1 the expected own-task loss rises by {rho.attrs['growth_at_alpha_1']:.4f} a generation")
+    first = int(base["world"].get("seed") or 0)
+    worlds = range(first, first + args.worlds)
+    fine = efficiency_frame(base, np.round(np.arange(0, 0.96, 0.1), 2), np.round(np.arange(0, 1.01, 0.1), 2),
+                            worlds)
+    best = fine.loc[fine["efficiency"].idxmax()]
+    print(f"\nrelative efficiency (oracle / models' loss, {args.worlds} worlds, Theorem 1): "
+          f"peak {best['efficiency']:.3f} at α = {best['alpha']}, β = {best['beta']}")
+    print(fine.pivot(index="alpha", columns="beta", values="efficiency").round(3).to_string())
+    cross = [(0.1, 0.5), (0.5, 0.5), (0.9, 0.5), (0.5, 0.1), (0.5, 0.9)]  # through the peak
+    coarse = efficiency_frame(base, (), (), worlds, reps=args.reps, cells=cross)
+    print(f"\nbeside a simulated sweep ({args.reps} replications per world):")
+    print(coarse.round(3).to_string(index=False))
+    if args.figure:
+        print(f"figure: {theory_figure(rho, fine, coarse, args.figure)}")
     return 0
 
 
