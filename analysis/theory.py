@@ -111,13 +111,15 @@ def vu_moments(
 
 
 def vu_applicable(scenario) -> bool:
-    """Whether a scenario meets the assumptions of :func:`vu_moments`: a linear world with fixed designs, the
+    """Whether a scenario meets the assumptions of :func:`vu_moments`: a linear world with fixed designs (any
+    ``synthetic_features`` source), the
     linear family sampling with the world's noise, and one policy for everyone that weights whole data sets
     in the loss (``mix: weight``), keeps only the newest synthetic data, and uses no fresh human data, no
     detector and no verifier."""
     world, devs = scenario.world, scenario.developers
     policies = devs.policies()
-    return (world.kind == "linear" and world.fixed_design and devs.family.kind == "linear"
+    return (world.kind == "linear" and (world.fixed_design or world.synthetic_features == "real")
+            and devs.family.kind == "linear"
             and devs.family.noise == world.noise and devs.family.ridge == 0
             and all(p == policies[0] for p in policies)
             and all(p.mix == "weight" and p.retention == "replace" and p.human_fresh == 0
@@ -184,3 +186,27 @@ def vu_transition(
         for j in range(k_n):
             q[k * d : (k + 1) * d, j * d : (j + 1) * d] = alpha * w[k, j] * g_inv @ s_syn[j]
     return q
+
+
+def vu_limit(means: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The fixed point m_∞ = (I − Q)⁻¹ c ``(K, D)`` of the mean recursion m_t = c + Q m_{t−1} (t ≥ 1), from
+    :func:`vu_moments`' ``means (T ≥ 2, K, D)`` and :func:`vu_transition`'s Q (ρ(Q) < 1, i.e. α < 1).
+
+    Vu et al. 2025, Theorem 2: the bias m_t − m_∞ = Q^{t−1}(m_1 − m_∞) decays geometrically at the rate
+    ρ(Q). When the synthetic features span ℝ^d every entity's limit draws on every entity's private data
+    (private knowledge crosses over).
+    """
+    shape = means.shape[1:]
+    c = means[1].ravel() - q @ means[0].ravel()
+    return np.linalg.solve(np.eye(len(c)) - q, c).reshape(shape)
+
+
+def ols_excess_loss(x: np.ndarray, sigma: float, task_var: np.ndarray) -> np.ndarray:
+    """E[(θ̂ − θ)ᵀ Σ_j (θ̂ − θ)] = σ² tr(Σ_j (XᵀX)⁻¹) ``(J,)`` of ordinary least squares on the design ``x (n, D)``
+    (full column rank), for tasks with diagonal feature covariances ``task_var (J, D)``.
+
+    With ``x`` all the real data of every entity pooled, this is the oracle that Vu et al. (2025) measure
+    the relative efficiency of interacting models against: the best linear unbiased use of all real data.
+    """
+    inv_diag = np.diag(np.linalg.inv(x.T @ x))  # (D,)
+    return sigma**2 * np.asarray(task_var) @ inv_diag

@@ -11,8 +11,11 @@ synthetic noise, the world seed is pinned) and :func:`expected_losses` takes the
 expectation from Theorem 1's moments (:func:`analysis.theory.vu_moments`):
 E[(θ̂_k − θ)ᵀ Σ_j (θ̂_k − θ)] = (m_k − θ)ᵀ Σ_j (m_k − θ) + tr(Σ_j C_kk).
 
-``python -m analysis.vu_paper grid SCENARIO [--reps R]`` prints the α × β table in the paper's layout
-(own and cross loss at t = 0 and t = 15, and the t = 0..15 curves with ``--curves``).
+``python -m analysis.vu_paper grid SCENARIO [--reps R] [--beta B ...] [--features own|shared|real]``
+prints the α × β table in the paper's layout (own and cross loss at t = 0 and t = 15, ρ(Q) of each cell, and
+the t = 0..15 curves with ``--curves``); ``--features`` picks where the synthetic features come from (the
+world's ``synthetic_features``: each model's own domain, a shared N(0, I) as in their Theorem 2, or the real
+private design reused).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.theory import vu_moments, vu_transition
+from analysis import figures
+from analysis.theory import ols_excess_loss, vu_moments, vu_transition
 from ecosystem.model import EcosystemModel
 from ecosystem.network import reading_matrix
 from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
@@ -33,13 +37,15 @@ from ecosystem.scenario import Scenario, ScenarioError, validate_scenario
 LEVELS = (0.0, 0.5, 1.0)
 
 
-def grid_scenario(base: dict, alpha: float, beta: float, seed: int | None = None) -> Scenario:
-    """``base`` (a scenario mapping, its ``sweep`` ignored) at one (α, β) cell."""
+def grid_scenario(base: dict, alpha: float, beta: float, seed: int | None = None,
+                  overrides: dict | None = None) -> Scenario:
+    """``base`` (a scenario mapping, its ``sweep`` ignored) at one (α, β) cell, with dotted ``overrides``
+    (e.g. ``{"world.synthetic_features": "shared"}``)."""
     data = {k: v for k, v in base.items() if k != "sweep"}
-    overrides = {"developers.data.alpha": alpha, "developers.data.beta": beta}
+    cell = {"developers.data.alpha": alpha, "developers.data.beta": beta} | (overrides or {})
     if seed is not None:
-        overrides["seed"] = seed
-    return validate_scenario(data, overrides=overrides)
+        cell["seed"] = seed
+    return validate_scenario(data, overrides=cell)
 
 
 def task_losses(theta_hat: np.ndarray, theta: np.ndarray, domain_var: np.ndarray) -> np.ndarray:
@@ -106,22 +112,32 @@ def homogenization(scenario: Scenario, reps: int) -> dict[str, np.ndarray]:
     return {name: output_similarity(thetas, x) for name, x in probe_sets(model).items()}
 
 
-def expected_losses(scenario: Scenario) -> np.ndarray:
-    """Exact expected task losses ``(steps, K, K)`` from Theorem 1's moments, conditional on the world."""
+def theory_inputs(scenario: Scenario) -> tuple[dict, EcosystemModel]:
+    """The arguments of :func:`analysis.theory.vu_moments` rebuilt from the scenario's own world (its private
+    and public data, synthetic designs, reading matrix W, α and β), and the model they come from."""
     model = EcosystemModel(scenario)
     world, devs = model.world, scenario.developers
     data = devs.policies()[0]
-    k = devs.count
 
     def arrays(batch):
         return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
 
-    private = [arrays(world.original(i)) for i in range(k)]
-    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
-    alpha = data.synthetic
-    beta = 1.0 if data.beta is None else data.beta
-    means, covs = vu_moments(private, arrays(world.public()), designs, reading_matrix(model.graph), alpha, beta,
-                             world.spec.noise, scenario.steps)
+    return {
+        "private": [arrays(world.original(i)) for i in range(devs.count)],
+        "public": arrays(world.public()),
+        "designs": list(world.prompts(devs.publish.samples, model.generator).cpu().numpy()),
+        "reading": reading_matrix(model.graph),
+        "alpha": data.synthetic,
+        "beta": 1.0 if data.beta is None else data.beta,
+    }, model
+
+
+def expected_losses(scenario: Scenario) -> np.ndarray:
+    """Exact expected task losses ``(steps, K, K)`` from Theorem 1's moments, conditional on the world."""
+    inputs, model = theory_inputs(scenario)
+    world = model.world
+    k = scenario.developers.count
+    means, covs = vu_moments(**inputs, sigma=world.spec.noise, steps=scenario.steps)
     theta = world.theta.cpu().numpy()
     var = world.domain_var.cpu().numpy()  # (K, D)
     d = theta.shape[0]
@@ -131,33 +147,30 @@ def expected_losses(scenario: Scenario) -> np.ndarray:
     return bias + spread
 
 
+def transition(scenario: Scenario) -> np.ndarray:
+    """Theorem 1's transition Q on the scenario's world (see :func:`analysis.theory.vu_transition`)."""
+    inputs, _ = theory_inputs(scenario)
+    return vu_transition(**inputs)
+
+
 def contraction(scenario: Scenario) -> float:
     """ρ(Q), the spectral radius of Theorem 1's transition on the scenario's world (their Theorem 3's rate)."""
-    model = EcosystemModel(scenario)
-    world, devs = model.world, scenario.developers
-    data = devs.policies()[0]
-
-    def arrays(batch):
-        return batch.items[:, :-1].cpu().numpy(), batch.items[:, -1].cpu().numpy()
-
-    designs = list(world.prompts(devs.publish.samples, model.generator).cpu().numpy())
-    q = vu_transition([arrays(world.original(i)) for i in range(devs.count)], arrays(world.public()), designs,
-                      reading_matrix(model.graph), data.synthetic, 1.0 if data.beta is None else data.beta)
-    return float(np.abs(np.linalg.eigvals(q)).max())
+    return float(np.abs(np.linalg.eigvals(transition(scenario))).max())
 
 
-def grid_frame(base: dict, reps: int, levels=LEVELS) -> pd.DataFrame:
+def grid_frame(base: dict, reps: int, alphas=LEVELS, betas=LEVELS, overrides: dict | None = None) -> pd.DataFrame:
     """Long frame over the α × β grid: alpha, beta, t (0 = generation 1), own and cross loss, simulated (mean
-    and standard error over replications) and expected (Theorem 1)."""
+    and standard error over replications) and expected (Theorem 1), and ρ(Q) of the cell."""
     rows = []
-    for alpha in levels:
-        for beta in levels:
-            scenario = grid_scenario(base, alpha, beta)
+    for alpha in alphas:
+        for beta in betas:
+            scenario = grid_scenario(base, alpha, beta, overrides=overrides)
             own_s, cross_s = own_cross(simulate_losses(scenario, reps))  # (R, T)
             own_e, cross_e = own_cross(expected_losses(scenario))  # (T,)
+            rho = contraction(scenario)
             for t in range(scenario.steps):
                 rows.append({
-                    "alpha": alpha, "beta": beta, "t": t,
+                    "alpha": alpha, "beta": beta, "t": t, "rho": rho,
                     "own": own_s[:, t].mean(), "own_se": own_s[:, t].std(ddof=1) / np.sqrt(reps),
                     "cross": cross_s[:, t].mean(), "cross_se": cross_s[:, t].std(ddof=1) / np.sqrt(reps),
                     "own_expected": own_e[t], "cross_expected": cross_e[t],
@@ -173,6 +186,7 @@ def paper_table(frame: pd.DataFrame, column: str = "") -> pd.DataFrame:
     wide.columns = [f"{name.split('_')[0]} t={t}" for name, t in wide.columns]
     wide = wide[["own t=0", f"own t={last}", "cross t=0", f"cross t={last}"]]
     wide["overall t=" + str(last)] = (wide[f"own t={last}"] + wide[f"cross t={last}"]) / 2
+    wide["ρ(Q)"] = frame.groupby(["alpha", "beta"])["rho"].first()
     return wide
 
 
@@ -181,23 +195,82 @@ def curves(frame: pd.DataFrame, which: str = "own") -> pd.DataFrame:
     return frame.pivot_table(index=["alpha", "beta"], columns="t", values=which)
 
 
+def rho_frame(base: dict, alphas, beta: float = 0.5) -> pd.DataFrame:
+    """ρ(Q) against α at one β on the scenario's world (their Theorem 3: convergence slows as α → 1, none at
+    α = 1), with the per-generation rise of the expected own-task loss at α = 1 (linear variance growth)."""
+    rows = [{"alpha": a, "rho": contraction(grid_scenario(base, a, beta))} for a in alphas]
+    own, _ = own_cross(expected_losses(grid_scenario(base, 1.0, beta)))
+    frame = pd.DataFrame(rows)
+    frame.attrs["growth_at_alpha_1"] = float(np.diff(own)[1:].mean())
+    return frame
+
+
+def efficiency_frame(base: dict, alphas, betas, worlds, reps: int = 0, cells=None) -> pd.DataFrame:
+    """Relative efficiency over (α, β) at the last generation: the oracle's loss (OLS on every entity's real
+    data pooled, :func:`analysis.theory.ols_excess_loss`) over the models' mean task loss (all models on all
+    tasks), both averaged over the world seeds ``worlds``. Expected from Theorem 1; with ``reps`` > 0 also
+    simulated (``reps`` replications per world) in ``efficiency_simulated``, with the simulated loss and its
+    standard error. ``cells`` (a list of (α, β)) replaces the grid ``alphas`` × ``betas``."""
+    rows = []
+    for alpha, beta in cells or [(a, b) for a in alphas for b in betas]:
+        loss, oracle, simulated = [], [], []
+        for w in worlds:
+            scenario = grid_scenario(base, alpha, beta, overrides={"world.seed": w})
+            loss.append(expected_losses(scenario)[-1].mean())
+            inputs, model = theory_inputs(scenario)
+            x = np.concatenate([p[0] for p in inputs["private"]] + [inputs["public"][0]])
+            oracle.append(ols_excess_loss(x, model.world.spec.noise, model.world.domain_var.numpy()).mean())
+            if reps:
+                simulated.append(simulate_losses(scenario, reps)[:, -1].mean((1, 2)))  # (reps,)
+        row = {"alpha": alpha, "beta": beta, "loss": np.mean(loss), "oracle": np.mean(oracle)}
+        row["efficiency"] = row["oracle"] / row["loss"]
+        if reps:
+            sim = np.concatenate(simulated)
+            row["loss_simulated"], row["loss_simulated_se"] = sim.mean(), sim.std(ddof=1) / np.sqrt(len(sim))
+            row["efficiency_simulated"] = row["oracle"] / sim.mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def theory_figure(rho: pd.DataFrame, expected: pd.DataFrame, simulated: pd.DataFrame, path: Path) -> Path:
+    """ρ(Q) against α beside the relative-efficiency heatmaps: expected (Theorem 1) and simulated."""
+    fig, axes = figures.panels(3)
+    axes[0].plot(rho["alpha"], rho["rho"], "o-")
+    axes[0].axhline(1.0, color="0.35", ls=":", lw=1.2)
+    axes[0].set(xlabel="α (synthetic weight)", ylabel="ρ(Q)", title="convergence rate (Thm 3)")
+    figures.heatmap(expected.round({"alpha": 2, "beta": 2}), "alpha", "beta", "efficiency",
+                    "relative efficiency (Thm 1)", ax=axes[1])
+    figures.heatmap(simulated.round({"alpha": 2, "beta": 2}), "alpha", "beta", "efficiency_simulated",
+                    "simulated", ax=axes[2])
+    return figures.save(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.vu_paper")
-    parser.add_argument("table", choices=["grid"])
+    parser.add_argument("table", choices=["grid", "theory"])
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--curves", action="store_true")
+    parser.add_argument("--beta", type=float, nargs="+", default=list(LEVELS), help="β levels (default 0 0.5 1)")
+    parser.add_argument("--worlds", type=int, default=6, help="theory: world seeds averaged (from the file's)")
+    parser.add_argument("--figure", type=Path, help="theory: write ρ(Q) and the efficiency heatmaps to this PNG")
+    parser.add_argument("--features", choices=["own", "shared", "real"],
+                        help="override world.synthetic_features: where the synthetic features come from")
     args = parser.parse_args(argv)
     if args.reps < 2:
         print("--reps: must be at least 2", file=sys.stderr)
         return 2
     try:
         base = yaml.safe_load(args.scenario.read_text())
-        grid_scenario(base, 0.5, 0.5)
+        overrides = {"world.synthetic_features": args.features} if args.features else None
+        for beta in args.beta:
+            grid_scenario(base, 0.5, beta, overrides=overrides)
     except (OSError, yaml.YAMLError, ScenarioError, AttributeError) as err:
         print(f"{args.scenario}: {err}", file=sys.stderr)
         return 2
-    frame = grid_frame(base, args.reps)
+    if args.table == "theory":
+        return _theory(base, args)
+    frame = grid_frame(base, args.reps, betas=args.beta, overrides=overrides)
     pd.set_option("display.width", 200)
     print(f"simulated ({args.reps} replications), excess test loss on each task:")
     print(paper_table(frame).round(3).to_string())
@@ -207,6 +280,29 @@ def main(argv: list[str] | None = None) -> int:
         for which in ("own", "cross"):
             print(f"\n{which}-task loss, t = 0..{int(frame['t'].max())} (simulated):")
             print(curves(frame, which).round(3).to_string())
+    return 0
+
+
+def _theory(base: dict, args: argparse.Namespace) -> int:
+    pd.set_option("display.width", 200)
+    rho = rho_frame(base, np.round(np.arange(0, 1.01, 0.1), 2))
+    print("ρ(Q) against α (β = 0.5):")
+    print(rho.round(3).to_string(index=False))
+    print(f"at α = 1 the expected own-task loss rises by {rho.attrs['growth_at_alpha_1']:.4f} a generation")
+    first = int(base["world"].get("seed") or 0)
+    worlds = range(first, first + args.worlds)
+    fine = efficiency_frame(base, np.round(np.arange(0, 0.96, 0.1), 2), np.round(np.arange(0, 1.01, 0.1), 2),
+                            worlds)
+    best = fine.loc[fine["efficiency"].idxmax()]
+    print(f"\nrelative efficiency (oracle / models' loss, {args.worlds} worlds, Theorem 1): "
+          f"peak {best['efficiency']:.3f} at α = {best['alpha']}, β = {best['beta']}")
+    print(fine.pivot(index="alpha", columns="beta", values="efficiency").round(3).to_string())
+    cross = [(0.1, 0.5), (0.5, 0.5), (0.9, 0.5), (0.5, 0.1), (0.5, 0.9)]  # through the peak
+    coarse = efficiency_frame(base, (), (), worlds, reps=args.reps, cells=cross)
+    print(f"\nbeside a simulated sweep ({args.reps} replications per world):")
+    print(coarse.round(3).to_string(index=False))
+    if args.figure:
+        print(f"figure: {theory_figure(rho, fine, coarse, args.figure)}")
     return 0
 
 

@@ -97,6 +97,10 @@ class LinearWorldSpec(Strict):
     public_samples: Annotated[int, Field(ge=0)] = 20
     domain_overlap: Share = 0.2  # variance of a developer's features outside its own coordinates
     fixed_design: bool = True  # reuse each model's synthetic design X_j (publish.samples rows) every generation
+    # Where the features x of model j's synthetic items come from: `own` — its own domain, x ~ N(0, Σ_j);
+    # `shared` — one distribution spanning ℝ^d for everyone, x ~ N(0, I) (Vu et al.'s Theorem 2 setting);
+    # `real` — its private design X̃_j reused, rows cycled to publish.samples (fixed whatever fixed_design says).
+    synthetic_features: Literal["own", "shared", "real"] = "own"
     heldout: Count = 1000
     seed: Seed | None = None
 

@@ -68,11 +68,17 @@ class LinearWorld(World):
         return self._label(self._features(ones, len(concepts), generator), generator)  # (B, D+1)
 
     def prompts(self, k: int, generator: torch.Generator) -> torch.Tensor:
-        """Features ``(N, k, D)`` of each developer's synthetic data (its design X_tj), on its own domain.
+        """Features ``(N, k, D)`` of each developer's synthetic data (its design X_tj), from the source that
+        ``synthetic_features`` names: developer j's own domain N(0, Σ_j), the shared N(0, I), or the rows of
+        its private design X̃_j (cycled to k rows).
 
-        With ``fixed_design`` the same X_j is reused every generation (drawn once from the world seed), so
-        the moments of Vu et al.'s Theorem 1, which condition on the designs, apply exactly.
+        With ``fixed_design`` (and always for ``real``) the same X_j is reused every generation (drawn once
+        from the world seed), so the moments of Vu et al.'s Theorem 1, which condition on the designs, apply
+        exactly.
         """
+        if self.spec.synthetic_features == "real":
+            rows = torch.arange(k, device=self.device) % self.spec.private_samples
+            return self._originals[:, rows, :-1]  # (N, k, D)
         if not self.spec.fixed_design:
             return self._designs_from(k, generator)
         if k not in self._designs:  # drawn once, from the world seed
@@ -81,8 +87,10 @@ class LinearWorld(World):
 
     def _designs_from(self, k: int, g: torch.Generator) -> torch.Tensor:
         n, d = self.domain_var.shape
-        z = torch.randn(n, k, d, generator=g, dtype=self.dtype, device=g.device)
-        return z * self.domain_var[:, None, :].to(z.device).sqrt()  # (N, k, D)
+        z = torch.randn(n, k, d, generator=g, dtype=self.dtype, device=g.device)  # (N, k, D)
+        if self.spec.synthetic_features == "shared":
+            return z
+        return z * self.domain_var[:, None, :].to(z.device).sqrt()
 
     def original(self, developer: int) -> Batch:
         items = self._originals[developer]
