@@ -375,7 +375,7 @@ def shared_legend(axes: Sequence[Axes], title: str = "") -> None:
 
 def colour_scale(values: Sequence[np.ndarray | pd.Series]) -> Normalize:
     """One colour scale for every panel of a figure that shows the same quantity (finite values only)."""
-    finite = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values])
+    finite = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values] or [np.empty(0)])
     finite = finite[np.isfinite(finite)]
     return Normalize(*(finite.min(), finite.max()) if len(finite) else (0.0, 1.0))
 

@@ -632,22 +632,27 @@ def _metrics_figure(over_time: pd.DataFrame, params: pd.DataFrame, runs: dict[st
 def _networks_figure(nodes: pd.DataFrame, params: pd.DataFrame, axes: list[str], runs: dict[str, Run],
                      quality: str) -> plt.Figure:
     """One example run per network setting (the first replication): its graph coloured by final ``quality``
-    (top) and its final divergence matrix (bottom), each row on one colour scale with one colourbar."""
+    (top) and its final divergence matrix (bottom; where measured), each row on one colour scale with one
+    colourbar."""
     network_axes = [a for a in axes if _is_network(a)]
     examples = params.reset_index().drop_duplicates(network_axes or ["replication"]).head(8)
     values = {rid: nodes[nodes["run_id"] == rid].set_index("developer")[quality] for rid in examples["run_id"]}
     node_norm = figures.colour_scale(list(values.values()))
-    matrix_norm = figures.colour_scale([runs[rid].divergence[-1] for rid in examples["run_id"]])
-    fig, axs = plt.subplots(2, len(examples), figsize=(4.6 * len(examples) + 1.2, 9), squeeze=False,
+    matrices = all(len(runs[rid].divergence) for rid in examples["run_id"])  # not under metrics.pairwise: none
+    matrix_norm = figures.colour_scale([runs[rid].divergence[-1] for rid in examples["run_id"]] if matrices else [])
+    rows = 2 if matrices else 1
+    fig, axs = plt.subplots(rows, len(examples), figsize=(4.6 * len(examples) + 1.2, 4.5 * rows), squeeze=False,
                             layout="constrained")
     for k, (rid, cond) in enumerate(zip(examples["run_id"], examples["condition"], strict=True)):
         run = runs[rid]
         figures.network(run.graph, values[rid], quality, run.groups, ax=axs[0][k], norm=node_norm, colorbar=False,
                         title=figures.wrap(f"Reading network, final {quality}: {cond}", 40))
-        figures.similarity_matrix(run.divergence[-1], run.groups, ax=axs[1][k], norm=matrix_norm, colorbar=False,
-                                  title=figures.wrap(f"Pairwise divergence, final generation: {cond}", 40))
+        if matrices:
+            figures.similarity_matrix(run.divergence[-1], run.groups, ax=axs[1][k], norm=matrix_norm, colorbar=False,
+                                      title=figures.wrap(f"Pairwise divergence, final generation: {cond}", 40))
     figures.colourbar(fig, axs[0], node_norm, "viridis", quality)
-    figures.colourbar(fig, axs[1], matrix_norm, figures.DIVERGENCE_CMAP, "divergence")
+    if matrices:
+        figures.colourbar(fig, axs[1], matrix_norm, figures.DIVERGENCE_CMAP, "divergence")
     return fig
 
 

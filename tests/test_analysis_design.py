@@ -212,3 +212,14 @@ def test_analyze_reads_every_measurement_setting(metrics, tmp_path) -> None:
         assert homog["divergence"].notna().all() and homog["effective_models"].isna().all()
         assert "measured a sample of pairs" in html
         assert (tmp_path / "r" / "similarity.png").is_file()
+
+
+def test_a_sweep_without_pairwise_divergences_is_analysed(tmp_path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(yaml.safe_dump({**BASE, "metrics": {"pairwise": "none"},
+                                    "sweep": {"grid": {"network.kind": ["ring", "complete"]}, "replications": 2}}))
+    folder = run_sweep(file, out=tmp_path / "out", backend="serial", progress=False).folder
+    html = analyze(folder, tmp_path / "r").read_text()
+    assert "Main findings" in html and (tmp_path / "r" / "networks.png").is_file()
+    conditions = pd.read_csv(tmp_path / "r" / "conditions.csv")
+    assert not conditions.loc[conditions["metric"] == "divergence", "mean"].notna().any()
