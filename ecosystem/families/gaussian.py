@@ -87,8 +87,10 @@ class GaussianFamily:
     ) -> torch.Tensor:
         # p(x)^(1/T) of a Gaussian is a Gaussian with T times the covariance.
         root = covariance_factor(state.cov * temperature)  # (N, D, D)
-        z = torch.randn(state.mean.shape[0], k, self.dim, generator=generator, dtype=torch.float64,
-                        device=self.device)
+        # Standard normals drawn in single precision (3× faster on a CPU; 24-bit draws are far below Monte Carlo
+        # error), the affine map in double.
+        z = torch.randn(state.mean.shape[0], k, self.dim, generator=generator, dtype=torch.float32,
+                        device=self.device).to(torch.float64)
         return state.mean[:, None, :] + torch.einsum("nij,nkj->nki", root, z)  # (N, k, D)
 
     def log_prob(self, state: GaussianState, items: torch.Tensor) -> torch.Tensor:
