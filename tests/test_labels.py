@@ -131,3 +131,22 @@ def test_the_verifier_keeps_correct_labels_with_phi_and_wrong_ones_with_psi():
     curated = 1 - pool.column("verified")[used].mean()
     want = p * psi / (p * psi + (1 - p) * phi)
     assert abs(curated - want) < 4 * np.sqrt(want * (1 - want) / len(used))
+
+
+@pytest.mark.parametrize("samples", [30, 1000])  # a weak and a good starting model
+@pytest.mark.parametrize(("phi", "psi"), [(1.0, 0.25), (0.25, 1.0)])
+def test_curation_improves_a_model_below_the_threshold_and_degrades_one_above(phi, psi, samples):
+    """Feng et al. (2024): with the model's error rate p below 1/(1 + ψ/φ) the error against the true
+    classifier falls over generations of curated self-training; above it, it rises (each change > 3 SE over
+    20 independent developers)."""
+    frame = paper(phi, psi, samples).developer_frame()
+    first, last = frame[frame.step == 1], frame[frame.step == frame.step.max()]
+    p = 1 - first.validity.mean()  # the error rate of the labels each model wrote in generation 1
+    threshold = 1 / (1 + psi / phi)
+    change = last.distance.to_numpy() - first.distance.to_numpy()
+    z = change.mean() / (change.std(ddof=1) / np.sqrt(len(change)))
+    if p < threshold:
+        assert z < -3
+    else:
+        assert z > 3
+    assert abs(p - threshold) > 0.05  # each case sits clearly on one side
