@@ -71,6 +71,7 @@ def final_window(steps: int) -> int:
 DIVERGENCES = {
     "gaussian": "the squared 2-Wasserstein distance between two developers' Gaussians (world units²)",
     "linear": "the mean squared difference of two developers' predictions on probe features",
+    "logistic": "the symmetric KL divergence of two developers' label distributions on held-out features (nats)",
     "ngram": "the Jensen–Shannon divergence of next-token distributions on human probe text (nats)",
     "transformer": "the Jensen–Shannon divergence of next-token distributions on human probe text (nats)",
 }

@@ -105,6 +105,33 @@ class LinearWorldSpec(Strict):
     seed: Seed | None = None
 
 
+class LabelsWorldSpec(Strict):
+    """Labelled points (x, y): one Gaussian cluster of features per class, the nearest class mean as the true
+    classifier, human labels flipped to another class with probability ``label_noise`` (Feng et al. 2024)."""
+
+    kind: Literal["labels"] = "labels"
+    dim: Count = 2
+    classes: Annotated[int, Field(ge=2)] = 2
+    separation: Annotated[float, Field(gt=0.0)] = 1.0  # distance of each class mean from the origin
+    spread: Annotated[float, Field(gt=0.0)] = 1.0  # standard deviation within a class
+    label_noise: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # η, the share of human labels flipped
+    heldout: Count = 1000  # held-out human items per community
+    seed: Seed | None = None
+
+    @property
+    def concepts(self) -> int:
+        """The classes are the world's concepts."""
+        return self.classes
+
+    @model_validator(mode="after")
+    def _noise(self) -> LabelsWorldSpec:
+        most = (self.classes - 1) / self.classes
+        if self.label_noise >= most:
+            raise ValueError(f"label_noise: must be below (classes − 1)/classes = {most:g}, where the human labels "
+                             f"still favour the true class, got {self.label_noise:g}")
+        return self
+
+
 class TopicMarkovWorldSpec(Strict):
     """Token sequences from concept-specific sparse Markov chains (exact likelihood, tails, errors)."""
 
@@ -245,11 +272,12 @@ class CorpusWorldSpec(Strict):
 
 
 WorldSpec = Annotated[
-    Union[GaussianWorldSpec, LinearWorldSpec, TopicMarkovWorldSpec, LogicWorldSpec, CorpusWorldSpec],  # noqa: UP007
+    Union[GaussianWorldSpec, LinearWorldSpec, TopicMarkovWorldSpec, LogicWorldSpec, CorpusWorldSpec,  # noqa: UP007
+          LabelsWorldSpec],
     Field(discriminator="kind"),
 ]
 TOKEN_WORLDS = ("topic_markov", "logic", "corpus")
-VERIFYING_WORLDS = ("topic_markov", "logic")
+VERIFYING_WORLDS = ("topic_markov", "logic", "labels")
 
 
 # ── families ──────────────────────────────────────────────────────────────────────────────────────────
@@ -284,6 +312,15 @@ class LinearFamilySpec(Strict):
     ridge: Annotated[float, Field(ge=0.0)] = 0.0
 
 
+class LogisticFamilySpec(Strict):
+    """Softmax regression p(y | x) per developer, fitted by ``iterations`` batched Newton steps on the
+    weighted cross-entropy plus (ridge/2)‖W‖² (Feng et al. 2024's linear classifiers)."""
+
+    kind: Literal["logistic"] = "logistic"
+    iterations: Count = 25
+    ridge: Annotated[float, Field(gt=0.0)] = 1e-3  # keeps the optimum finite on separable data
+
+
 class NgramFamilySpec(Strict):
     kind: Literal["ngram"] = "ngram"
     order: Annotated[int, Field(ge=1, le=3)] = 2
@@ -305,7 +342,8 @@ class TransformerFamilySpec(Strict):
 
 
 FamilySpec = Annotated[
-    Union[GaussianFamilySpec, GmmFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec],  # noqa: UP007
+    Union[GaussianFamilySpec, GmmFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec,  # noqa: UP007
+          LogisticFamilySpec],
     Field(discriminator="kind"),
 ]
 FAMILY_WORLDS = {
@@ -314,6 +352,7 @@ FAMILY_WORLDS = {
     "linear": ("linear",),
     "ngram": TOKEN_WORLDS,
     "transformer": TOKEN_WORLDS,
+    "logistic": ("labels",),
 }
 
 
@@ -797,8 +836,8 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
     """
     world, devs, metrics = s.world, s.developers, s.metrics
     n, steps = devs.count, s.steps
-    if isinstance(world, GaussianWorldSpec | LinearWorldSpec):  # float64 vectors (x, or x and y)
-        vocab, width = 0, world.dim + isinstance(world, LinearWorldSpec)
+    if isinstance(world, GaussianWorldSpec | LinearWorldSpec | LabelsWorldSpec):  # float64 vectors (x, or x and y)
+        vocab, width = 0, world.dim + isinstance(world, LinearWorldSpec | LabelsWorldSpec)
         stored = work = 8 * width
     else:  # token sequences, kept in the smallest integer type, worked on as int64
         vocab = {"topic_markov": getattr(world, "vocab", 0), "logic": 8}.get(world.kind) or world.vocab_size

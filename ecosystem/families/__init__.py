@@ -24,6 +24,10 @@ def build_family(scenario: Scenario, world: World, device: torch.device) -> Fami
             from ecosystem.families.linear import LinearFamily
 
             return LinearFamily(spec, world.item_shape[0] - 1, device)
+        case "logistic":
+            from ecosystem.families.logistic import LogisticFamily
+
+            return LogisticFamily(spec, world.item_shape[0] - 1, world.n_concepts, device)
         case "ngram":
             from ecosystem.families.ngram import NgramFamily
 

@@ -41,6 +41,10 @@ def build_world(scenario: Scenario, device: torch.device, seed: int) -> World:
             from ecosystem.worlds.linear import LinearWorld
 
             return LinearWorld(*args, seed)
+        case "labels":
+            from ecosystem.worlds.labels import LabelsWorld
+
+            return LabelsWorld(*args, seed)
         case "topic_markov":
             from ecosystem.worlds.topic_markov import TopicMarkovWorld
 
