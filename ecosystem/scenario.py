@@ -283,7 +283,7 @@ class KdeFamilySpec(Strict):
     kind: Literal["kde"] = "kde"
     bandwidth: Literal["scott", "silverman", "fixed"] = "scott"
     width: Annotated[float, Field(gt=0.0)] | None = None  # the kernel's standard deviation, with `fixed` only
-    reg: Annotated[float, Field(ge=0.0)] = 1e-9  # added to H's diagonal (a degenerate set stays proper)
+    reg: Annotated[float, Field(gt=0.0)] = 1e-9  # added to H's diagonal (a degenerate set stays proper)
     divergence_samples: Count = 64  # shared seeded draws per developer for the pairwise symmetric KL
 
     @model_validator(mode="after")

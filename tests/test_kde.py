@@ -27,7 +27,8 @@ F64 = torch.float64
 
 
 def family(dim: int, **spec) -> KdeFamily:
-    return KdeFamily(KdeFamilySpec(**({"reg": 0.0} | spec)), dim, CPU)
+    """A KDE family whose ``reg`` is negligible (the rules' formulas exactly) unless given."""
+    return KdeFamily(KdeFamilySpec(**({"reg": 1e-300} | spec)), dim, CPU)
 
 
 def fitted(fam: KdeFamily, items: np.ndarray, weights: np.ndarray | None = None) -> KdeState:
@@ -186,6 +187,7 @@ def error_of(data: dict) -> str:
     ({"kind": "kde", "width": 0.5}, "developers.family.width: give it with bandwidth 'fixed'"),
     ({"kind": "kde", "bandwidth": "fixed", "width": -1.0}, "developers.family.width"),
     ({"kind": "kde", "bandwidth": "gauss"}, "developers.family.bandwidth"),
+    ({"kind": "kde", "reg": 0.0}, "developers.family.reg"),
 ])
 def test_bad_kde_settings_get_one_line(family_spec, start):
     assert error_of(tiny(developers={"family": family_spec})).startswith(start)
@@ -227,3 +229,11 @@ def test_kazdan_kde_replace_degrades_accumulate_holds_subsample_between():
         se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
         assert a.mean() - b.mean() > 3 * se, (worse, better, a.mean(), b.mean(), se)
     assert rises["accumulate"].mean() < 0.2  # stays near its start (nats per item)
+
+
+def test_a_degenerate_set_keeps_a_finite_density():
+    """Scott's rule on identical items gives Σ̂ = 0; ``reg`` keeps H proper and the log-density finite."""
+    fam = KdeFamily(KdeFamilySpec(), 2, CPU)
+    state = fitted(fam, np.ones((5, 2)))
+    logp = fam.log_prob(state, torch.tensor([[[1.0, 1.0], [1.0, 1.0 + 1e-5]]], dtype=F64))
+    assert torch.isfinite(logp).all() and logp[0, 0] > logp[0, 1]
