@@ -304,6 +304,28 @@ class GmmFamilySpec(Strict):
     coverage_weight: Share = 0.01  # ... whose weight is at least this
 
 
+KDE_BLOCK = 1 << 22  # kernel evaluations (developers × points × kernels) a KDE holds at once
+
+
+class KdeFamilySpec(Strict):
+    """A Gaussian kernel density estimate per developer: its training set and a bandwidth matrix H
+    (Kazdan et al. 2024, "Collapse or Thrive?", the KDE experiments). ``bandwidth``: ``fixed`` (H = width² I),
+    or Scott's or Silverman's rule (H = f² Σ̂, Σ̂ the training set's covariance; see ecosystem.families.kde)."""
+
+    kind: Literal["kde"] = "kde"
+    bandwidth: Literal["scott", "silverman", "fixed"] = "scott"
+    width: Annotated[float, Field(gt=0.0)] | None = None  # the kernel's standard deviation, with `fixed` only
+    reg: Annotated[float, Field(gt=0.0)] = 1e-9  # added to H's diagonal (a degenerate set stays proper)
+    divergence_samples: Count = 64  # shared seeded draws per developer for the pairwise symmetric KL
+
+    @model_validator(mode="after")
+    def _width(self) -> KdeFamilySpec:
+        if (self.bandwidth == "fixed") != (self.width is not None):
+            raise ValueError("width: give it with bandwidth 'fixed' (the kernel's standard deviation) and only "
+                             f"then, got bandwidth {self.bandwidth!r} and width {self.width!r}")
+        return self
+
+
 class LinearFamilySpec(Strict):
     """Conditional Gaussian regression y | x ~ N(xᵀθ, σ²), fitted by weighted least squares."""
 
@@ -342,13 +364,14 @@ class TransformerFamilySpec(Strict):
 
 
 FamilySpec = Annotated[
-    Union[GaussianFamilySpec, GmmFamilySpec, LinearFamilySpec, NgramFamilySpec, TransformerFamilySpec,  # noqa: UP007
-          LogisticFamilySpec],
+    Union[GaussianFamilySpec, GmmFamilySpec, KdeFamilySpec, LinearFamilySpec, NgramFamilySpec,  # noqa: UP007
+          TransformerFamilySpec, LogisticFamilySpec],
     Field(discriminator="kind"),
 ]
 FAMILY_WORLDS = {
     "gaussian": ("gaussian",),
     "gmm": ("gaussian",),
+    "kde": ("gaussian",),
     "linear": ("linear",),
     "ngram": TOKEN_WORLDS,
     "transformer": TOKEN_WORLDS,
@@ -875,6 +898,11 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
         # One block of developers at a time; at least one developer's activations and attention scores.
         activations = 4.0 * devs.train.batch * d.layers * (20 * width * m + 2 * d.heads * width * width)
         pairwise = 4.0 * n * metrics.probes * width * vocab
+    elif isinstance(d, KdeFamilySpec):
+        # A model is its training set (items and weights); kernels are evaluated in blocks of KDE_BLOCK
+        # (a few temporaries each); the divergence draws its shared samples for every developer.
+        models = 8.0 * n * per_set * (width + 1) + 4 * 8.0 * max(KDE_BLOCK, n * per_set)
+        pairwise = 8.0 * n * d.divergence_samples * (width + 2)
     elif isinstance(d, NgramFamilySpec):
         models = 3 * 4.0 * n * (vocab + 1) ** d.order  # log-probabilities, counts and their normalisation
         pairwise = 4.0 * n * metrics.probes * width * vocab
@@ -892,7 +920,7 @@ def memory_estimate(s: Scenario) -> dict[str, tuple[str, float]]:
         "the reading network": ("developers.count", 300.0 * edges + 32.0 * n * n),
         "the content pool": (driver, 2.0 * pool_items * (stored + 24)),
         "the training sets": ("developers.train.samples", n * per_set * (2 * 16.0 + work)),
-        "the models": ("developers.family", models),
+        "the models": ("developers.train.samples" if isinstance(d, KdeFamilySpec) else "developers.family", models),
         "the transformer's activations": ("world.seq_len", activations),
         "the world's tables": ("world.vocab", tables),
         "the held-out set": ("world.heldout", heldout * (stored + work + 8.0 * n)),

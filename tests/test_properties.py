@@ -229,6 +229,10 @@ def world_and_family(draw) -> tuple[dict, dict, int]:
     if kind == "gaussian":
         world |= {"dim": draw(st.integers(1, 4)), "concepts": draw(st.integers(1, 5)),
                   "separation": draw(real(0, 10)), "spread": draw(real(0.1, 5))}  # fmt: skip
+        if draw(st.booleans()):
+            rule = draw(st.sampled_from(["scott", "silverman", "fixed"]))
+            width = {"width": draw(real(0.01, 3))} if rule == "fixed" else {}
+            return world, {"kind": "kde", "bandwidth": rule, **width}, world["concepts"]
         return world, {"kind": "gaussian", "estimator": draw(st.sampled_from(["mle", "unbiased"]))}, world["concepts"]
     if kind == "linear":
         world |= {"dim": draw(st.integers(1, 5)), "noise": draw(real(0.01, 3)),
@@ -253,7 +257,7 @@ def world_and_family(draw) -> tuple[dict, dict, int]:
     return world, family, concepts
 
 
-def data_policy(draw, closed_form: bool) -> dict:
+def data_policy(draw, closed_form: bool, verifying: bool) -> dict:
     weights = draw(st.lists(st.integers(0, 4), min_size=4, max_size=4).filter(any))
     data = {name: w / sum(weights) for name, w in zip(["original", "public", "human_fresh", "synthetic"], weights,
                                                       strict=True)}  # fmt: skip
@@ -262,7 +266,7 @@ def data_policy(draw, closed_form: bool) -> dict:
              "detector": draw(st.none() | st.fixed_dictionaries({"tpr": real(0, 1), "fpr": real(0, 1)}))}  # fmt: skip
     if closed_form:
         data["mix"] = draw(st.sampled_from(["sample", "weight"]))
-    elif draw(st.booleans()):
+    elif verifying and draw(st.booleans()):
         data["verifier"] = {"keep_correct": draw(real(0, 1)), "keep_wrong": draw(real(0, 1))}
     return data
 
@@ -288,7 +292,8 @@ def scenarios(draw) -> dict:
                     "concepts": draw(st.none() | st.lists(st.integers(0, concepts - 1), min_size=1, max_size=3))}
                    for name in names]  # fmt: skip
     developers = {
-        "count": count, "family": family, "data": data_policy(draw, family["kind"] in ("gaussian", "linear")),
+        "count": count, "family": family, "data": data_policy(draw, family["kind"] in ("gaussian", "linear"),
+                                                  world["kind"] in ("topic_markov", "logic")),
         "train": {"samples": draw(st.integers(1, 500)), "lr": draw(real(1e-5, 1)),
                   "from_scratch": draw(st.booleans())},
         "publish": {"samples": draw(st.integers(0, 500)), "temperature": draw(real(0.05, 3)),

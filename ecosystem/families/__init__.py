@@ -20,6 +20,10 @@ def build_family(scenario: Scenario, world: World, device: torch.device) -> Fami
             from ecosystem.families.gmm import GmmFamily
 
             return GmmFamily(spec, world.item_shape[0], world.n_concepts, device)
+        case "kde":
+            from ecosystem.families.kde import KdeFamily
+
+            return KdeFamily(spec, world.item_shape[0], device)
         case "linear":
             from ecosystem.families.linear import LinearFamily
 

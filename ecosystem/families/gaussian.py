@@ -109,9 +109,7 @@ class GaussianFamily:
 
     def distance(self, state: GaussianState, world: GaussianWorld) -> torch.Tensor:
         """W2² from each developer's Gaussian to the human mixture's moment-matched Gaussian ``(N,)``."""
-        mean, cov = world.moments()
-        trace = torch.diagonal(state.cov, dim1=1, dim2=2).sum(-1)
-        return w2_squared(state.mean, sqrtm_psd(state.cov), trace, mean, cov, torch.trace(cov))
+        return w2_to_truth(state.mean, state.cov, world)
 
     truth_names = ("mean_error", "logdet_ratio")
 
@@ -119,9 +117,7 @@ class GaussianFamily:
         """Against the human mixture's moment-matched Gaussian N(μ, Σ): the squared error of the fitted mean
         ‖μ̂ − μ‖² and the log-determinant ratio log det Σ̂ − log det Σ ``(N,)`` (−∞ for a collapsed model),
         the quantities Kazdan et al. (2024, "Collapse or Thrive?") track for d > 1."""
-        mean, cov = world.moments()
-        error = ((state.mean - mean) ** 2).sum(-1)
-        return {"mean_error": error, "logdet_ratio": torch.linalg.slogdet(state.cov)[1] - torch.linalg.slogdet(cov)[1]}
+        return moment_truth(state.mean, state.cov, world)
 
     def divergence(self, state: GaussianState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Squared 2-Wasserstein distance between developers ``i`` and ``j`` of each pair ``(P,)``: in closed
@@ -134,6 +130,21 @@ class GaussianFamily:
             a, b = i[p0 : p0 + step], j[p0 : p0 + step]
             out[p0 : p0 + step] = w2_squared(state.mean[a], root[a], trace[a], state.mean[b], state.cov[b], trace[b])
         return out
+
+
+def w2_to_truth(mean: torch.Tensor, cov: torch.Tensor, world: GaussianWorld) -> torch.Tensor:
+    """W2² from Gaussians ``(N, D)``, ``(N, D, D)`` to the human mixture's moment-matched Gaussian ``(N,)``."""
+    t_mean, t_cov = world.moments()
+    trace = torch.diagonal(cov, dim1=1, dim2=2).sum(-1)
+    return w2_squared(mean, sqrtm_psd(cov), trace, t_mean, t_cov, torch.trace(t_cov))
+
+
+def moment_truth(mean: torch.Tensor, cov: torch.Tensor, world: GaussianWorld) -> dict[str, torch.Tensor]:
+    """``mean_error`` ‖μ̂ − μ‖² and ``logdet_ratio`` log det Σ̂ − log det Σ of models with moments ``(N, D)``,
+    ``(N, D, D)`` against the human mixture's moment-matched Gaussian N(μ, Σ) ``{name: (N,)}``."""
+    t_mean, t_cov = world.moments()
+    error = ((mean - t_mean) ** 2).sum(-1)
+    return {"mean_error": error, "logdet_ratio": torch.linalg.slogdet(cov)[1] - torch.linalg.slogdet(t_cov)[1]}
 
 
 def w2_squared(mean_a, root_a, trace_a, mean_b, cov_b, trace_b) -> torch.Tensor:
