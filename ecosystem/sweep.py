@@ -24,7 +24,9 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -170,15 +172,17 @@ class Plan:
     folder: Path
     runs: list[Run]
     finished: int
-    probe_s: float  # one generation of the first run, including its setup, timed in this process
-    run_s: float  # a run's estimated time: its setup plus every generation at the probe's pace
+    probe_s: float  # a two-generation run of the first run, written to a temporary folder, timed here
+    run_s: float  # a run's estimated time: setup and writing as probed, every generation at the probe's pace
     workers: int
+    start_s: float = 0.0  # starting a worker process (a Python that imports the simulator), probed once
 
     @property
     def estimate_s(self) -> float:
-        """The remaining runs' time, spread over the workers (whole rounds: each worker runs one at a time)."""
+        """The remaining runs' time, spread over the workers (whole rounds: each worker runs one at a time),
+        plus starting the workers (in parallel)."""
         left = len(self.runs) - self.finished
-        return -(-left // self.workers) * self.run_s if left else 0.0
+        return self.start_s + -(-left // self.workers) * self.run_s if left else 0.0
 
     def table(self, max_rows: int = 40) -> str:
         """The runs (run id, point, replication and each swept path's value), then the counts and the estimate."""
@@ -191,16 +195,21 @@ class Plan:
         return text + (
             f"\n{len(self.runs)} runs: {self.finished} already finished in {self.folder}, {left} to run"
             f"\nestimated time: {_duration(self.estimate_s)} with {self.workers} worker{'s' * (self.workers > 1)} "
-            f"(a one-generation probe of the first run took {self.probe_s:.2f} s; a run ≈ {_duration(self.run_s)}, "
-            "less where a stop condition ends it early; writing each run and starting the workers come on top)"
+            f"(a two-generation probe of the first run, written to a temporary folder, took {self.probe_s:.2f} s; "
+            f"a run ≈ {_duration(self.run_s)}, less where a stop condition ends it early; starting a worker "
+            f"≈ {_duration(self.start_s)})"
             "\ndry run: nothing was run or written")
 
 
 def plan_sweep(path: str | Path, *, out: str | Path | None = None, workers: int | None = None) -> Plan:
     """The :class:`Plan` of the sweep at ``path``: its runs, those already finished under ``out`` (default
-    ``sweeps/<name>``), and an estimate of the time left from one generation of the first run, timed here
-    (in this process, one torch thread as a sweep worker has; nothing is written anywhere)."""
-    from ecosystem.run import simulate
+    ``sweeps/<name>``), and an estimate of the time left.
+
+    The estimate comes from probes timed here: the first run cut to two generations, run and written into a
+    temporary folder that is then removed (one torch thread, as a sweep worker has; the second generation
+    gives the pace, the first carries warm-up), and one start of a Python that imports the simulator (what a
+    process-backend worker pays once). Nothing is written to the sweep folder."""
+    from ecosystem.run import run_scenario
 
     if workers is not None and workers < 1:
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
@@ -209,12 +218,19 @@ def plan_sweep(path: str | Path, *, out: str | Path | None = None, workers: int 
     folder = Path(out) if out is not None else output_folder(Path.cwd() / "sweeps", design.name)
     finished = sum((folder / RUNS / run.id).is_dir() for run in runs)
     first = runs[0].scenario
-    with _one_thread():
-        _, timings = simulate(first.model_copy(update={"steps": 1}))
-    per_step = timings["per_step_s"][0]
+    probe_steps = min(2, first.steps)
+    with _one_thread(), tempfile.TemporaryDirectory(prefix="ecosim-dry-run-") as scratch:
+        start = time.perf_counter()
+        written = run_scenario(first.model_copy(update={"steps": probe_steps}), Path(scratch) / "run",
+                               progress=False, summary=None)
+        probe = time.perf_counter() - start
+        per_step = json.loads((written / "meta.json").read_text())["timings"]["per_step_s"]
+    run_s = probe - sum(per_step) + first.steps * per_step[-1]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ecosystem.run"], check=False, capture_output=True)
     left = len(runs) - finished
-    return Plan(folder, runs, finished, timings["total_s"], timings["setup_s"] + first.steps * per_step,
-                max(1, min(workers or os.cpu_count() or 1, left)))
+    return Plan(folder, runs, finished, probe, run_s, max(1, min(workers or os.cpu_count() or 1, left)),
+                time.perf_counter() - start)
 
 
 def _value(value: Any) -> str:
