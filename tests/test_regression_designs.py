@@ -13,14 +13,19 @@ errors of the simulated spread.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from analysis.theory import regression_fresh_design_error, regression_relabel_error
+from ecosystem.design import expand
 from ecosystem.model import EcosystemModel
 from ecosystem.scenario import ScenarioError, validate_scenario
 
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "papers" / "dohmatob_regression.yaml"
 Z = 4.0  # standard errors allowed
 CHAINS, STEPS, D, N, SIGMA = 400, 8, 4, 12, 1.0
 DESIGNS = {"real": {"synthetic_features": "real"},
@@ -29,16 +34,25 @@ DESIGNS = {"real": {"synthetic_features": "real"},
 
 
 def scenario(retention: str, design: str, seed: int = 1, chains: int = CHAINS, publish: int = N) -> dict:
-    """``chains`` developers, each its own chain: fit 1 on its n real rows, then only its own labels (whole
-    sets, equally weighted per item: ``mix: weight``)."""
-    world = {"kind": "linear", "dim": D, "noise": SIGMA, "private_samples": N, "public_samples": 0,
-             "domain_overlap": 1.0, "heldout": 200, **DESIGNS[design]}
-    return {"seed": seed, "steps": STEPS, "device": "cpu", "world": world,
-            "communities": [{"authors": 1, "rate": 0}],
-            "developers": {"count": chains, "family": {"kind": "linear", "noise": SIGMA},
-                           "publish": {"samples": publish},
-                           "data": {"synthetic": 1.0, "retention": retention, "mix": "weight"}},
-            "network": {"kind": "empty", "self_loops": True}}
+    """The shipped ``scenarios/papers/dohmatob_regression.yaml`` at one design point: ``chains`` developers,
+    each its own chain, fit 1 on its n real rows, then only its own labels (whole sets, equally weighted per
+    item: ``mix: weight``)."""
+    raw = yaml.safe_load(SCENARIO.read_text())
+    raw.pop("sweep")
+    raw["world"] |= {"heldout": 200, **DESIGNS[design]}
+    raw["developers"]["data"]["retention"] = retention
+    raw["developers"]["count"], raw["developers"]["publish"]["samples"] = chains, publish
+    return raw | {"seed": seed, "steps": STEPS, "metrics": {"pairwise": "none"}}
+
+
+def test_the_scenario_is_the_papers_setting():
+    raw = yaml.safe_load(SCENARIO.read_text())
+    world, devs = raw["world"], raw["developers"]
+    assert (world["dim"], world["private_samples"], world["noise"], devs["family"]["noise"]) == (D, N, SIGMA, SIGMA)
+    assert devs["publish"]["samples"] == N and world["domain_overlap"] == 1.0  # X₀ exactly; x ~ N(0, I)
+    runs = expand(SCENARIO)
+    designs = {(r.scenario.world.synthetic_features, r.scenario.world.fixed_design) for r in runs}
+    assert len(runs) == 6 and designs == {("real", True), ("shared", False), ("own", True)}
 
 
 def chains(retention: str, design: str, **kw) -> tuple[EcosystemModel, dict[str, np.ndarray]]:
