@@ -1,6 +1,7 @@
 """Closed-form predictions that simulated ecosystems must reproduce.
 
-Shumailov et al. (Nature 2024), Kazdan et al. (2024, Thm 1) and Vu, Reeves & Wenger (2025, Thm 1).
+Shumailov et al. (Nature 2024), Kazdan et al. (2024, Thm 1), Vu, Reeves & Wenger (2025, Thm 1), and least
+squares relabelled by its own fits (Dohmatob et al. 2024; Gerstgrasser et al. 2024).
 
 All functions are pure numpy; variances are relative to the true variance σ² unless σ² is passed.
 """
@@ -40,6 +41,47 @@ def gaussian_accumulate_variance(n: int, t: int | np.ndarray) -> np.ndarray:
 def gaussian_accumulate_limit(n: int) -> float:
     x = np.pi / np.sqrt(n)
     return float(np.sin(x) / x)
+
+
+def regression_relabel_error(t: int | np.ndarray, retention: str, scale: float | np.ndarray) -> np.ndarray:
+    """E[δ_tᵀ A δ_t], δ_t = θ̂_t − θ, for least squares refitted on its own labels on a reused design X₀.
+
+    Fit 1 is OLS on the real data (X₀, y₀), y₀ = X₀θ + w₀; fit t + 1 relabels the same design,
+    y_t = X₀θ̂_t + w_t, with w_t ~ N(0, σ²I) independent of everything before. Write e_t = (X₀ᵀX₀)⁻¹X₀ᵀw_t,
+    independent with E[e_t] = 0 and Cov(e_t) = σ²(X₀ᵀX₀)⁻¹, so E[e_tᵀAe_t] = σ² tr(A(X₀ᵀX₀)⁻¹) =: ``scale``
+    (A = I: ‖θ̂ − θ‖²; A = Σ: the test error's excess over σ²).
+
+    - ``replace`` (train on the newest labels only; Dohmatob et al. 2024, "Model collapse demystified: the
+      case of regression"): θ̂_{t+1} = θ̂_t + e_{t+1}, so δ_t = Σ_{k≤t} e_k and E = t · scale, linear in t.
+    - ``accumulate`` (train on the real and every synthetic set so far, pooled with equal weights;
+      Gerstgrasser et al. 2024, "Is model collapse inevitable?"): on one design the pooled OLS is the mean of
+      the per-set OLS, t θ̂_t = (t − 1)θ̂_{t−1} + (θ̂_{t−1} + e_t), so δ_t = δ_{t−1} + e_t / t,
+      δ_t = Σ_{k≤t} e_k / k and E = scale · Σ_{k≤t} 1/k², bounded by scale · π²/6.
+
+    For Gaussian designs, x ~ N(0, Σ) with n rows, E tr(Σ(X₀ᵀX₀)⁻¹) = d/(n − d − 1) (the inverse-Wishart
+    mean), which gives Dohmatob et al.'s t σ² d/(n − d − 1). ``t`` counts fits: fit 1 saw real data.
+    """
+    t = np.asarray(t)
+    if retention == "replace":
+        return t * np.asarray(scale, dtype=float)
+    if retention == "accumulate":
+        k = np.arange(1, int(t.max(initial=1)) + 1)
+        partial = np.concatenate([[0.0], np.cumsum(1.0 / k**2)])  # index t: Σ_{k≤t} 1/k²
+        return partial[t] * np.asarray(scale, dtype=float)
+    raise ValueError(f"retention: closed form for replace or accumulate, got {retention!r}")
+
+
+def regression_fresh_design_error(t: int | np.ndarray, sigma: float, d: int, n: int, m: int) -> np.ndarray:
+    """E‖θ̂_t − θ‖² under ``replace`` when each generation labels a fresh Gaussian design x ~ N(0, I).
+
+    Fit 1 is OLS on n real rows; fit t + 1 is OLS on m fresh rows X_t labelled X_tθ̂_t + w_t. The errors
+    add independently, each with E‖(X_tᵀX_t)⁻¹X_tᵀw_t‖² = σ² d/(rows − d − 1) (the inverse-Wishart mean), so
+    E = σ²(d/(n − d − 1) + (t − 1) d/(m − d − 1)) (Dohmatob et al. 2024, their fresh-design case).
+    """
+    if min(n, m) <= d + 1:
+        raise ValueError(f"the Gaussian-design mean needs more than d + 1 = {d + 1} rows, got n={n}, m={m}")
+    t = np.asarray(t, dtype=float)
+    return sigma**2 * (d / (n - d - 1) + (t - 1) * d / (m - d - 1))
 
 
 def vu_moments(
@@ -112,13 +154,12 @@ def vu_moments(
 
 def vu_applicable(scenario) -> bool:
     """Whether a scenario meets the assumptions of :func:`vu_moments`: a linear world with fixed designs (any
-    ``synthetic_features`` source), the
-    linear family sampling with the world's noise, and one policy for everyone that weights whole data sets
-    in the loss (``mix: weight``), keeps only the newest synthetic data, and uses no fresh human data, no
-    detector and no verifier."""
+    ``synthetic_features`` source; a real design is always fixed), the linear family sampling with the
+    world's noise, and one policy for everyone that weights whole data sets in the loss (``mix: weight``),
+    keeps only the newest synthetic data, and uses no fresh human data, no detector and no verifier."""
     world, devs = scenario.world, scenario.developers
     policies = devs.policies()
-    return (world.kind == "linear" and (world.fixed_design or world.synthetic_features == "real")
+    return (world.kind == "linear" and world.fixed_design
             and devs.family.kind == "linear"
             and devs.family.noise == world.noise and devs.family.ridge == 0
             and all(p == policies[0] for p in policies)

@@ -88,7 +88,18 @@ class GaussianWorldSpec(Strict):
 
 
 class LinearWorldSpec(Strict):
-    """y = xᵀθ + noise, with a private feature domain per developer and a shared public set (Vu et al.)."""
+    """y = xᵀθ + noise, with a private feature domain per developer and a shared public set (Vu et al.).
+
+    The design of a model's synthetic data (the features x it labels with xᵀθ̂ + noise each generation) is
+    one of three, set by ``synthetic_features`` and ``fixed_design``:
+
+    - the developer's real design X̃_j reused every generation (``synthetic_features: real``): the setting of
+      Dohmatob et al. 2024 ("Model collapse demystified: the case of regression") and Gerstgrasser et al.
+      2024 ("Is model collapse inevitable?"), where every generation relabels the design X₀ of the real data;
+    - a fresh design each generation (``fixed_design: false``, features from ``own`` or ``shared``);
+    - a fixed design of the developer's own, drawn once and reused (``fixed_design: true``, the default),
+      as Vu et al.'s Theorem 1 conditions on it.
+    """
 
     kind: Literal["linear"] = "linear"
     dim: Count = 4
@@ -99,10 +110,19 @@ class LinearWorldSpec(Strict):
     fixed_design: bool = True  # reuse each model's synthetic design X_j (publish.samples rows) every generation
     # Where the features x of model j's synthetic items come from: `own` — its own domain, x ~ N(0, Σ_j);
     # `shared` — one distribution spanning ℝ^d for everyone, x ~ N(0, I) (Vu et al.'s Theorem 2 setting);
-    # `real` — its private design X̃_j reused, rows cycled to publish.samples (fixed whatever fixed_design says).
+    # `real` — its private design X̃_j reused, rows cycled to publish.samples (exactly X̃_j when
+    # publish.samples = private_samples); a real design is fixed, so it needs fixed_design: true.
     synthetic_features: Literal["own", "shared", "real"] = "own"
     heldout: Count = 1000
     seed: Seed | None = None
+
+    @model_validator(mode="after")
+    def _design(self) -> LinearWorldSpec:
+        if self.synthetic_features == "real" and not self.fixed_design:
+            raise ValueError("fixed_design: the real design X̃_j is the same every generation, so "
+                             "synthetic_features: real needs fixed_design: true (for a fresh design each "
+                             "generation use synthetic_features: own or shared)")
+        return self
 
 
 class LabelsWorldSpec(Strict):

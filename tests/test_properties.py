@@ -237,8 +237,8 @@ def world_and_family(draw) -> tuple[dict, dict, int]:
     if kind == "linear":
         world |= {"dim": draw(st.integers(1, 5)), "noise": draw(real(0.01, 3)),
                   "public_samples": draw(st.integers(0, 30)), "domain_overlap": draw(real(0, 1)),
-                  "fixed_design": draw(st.booleans()),
                   "synthetic_features": draw(st.sampled_from(["own", "shared", "real"]))}  # fmt: skip
+        world["fixed_design"] = world["synthetic_features"] == "real" or draw(st.booleans())  # real is fixed
         return world, {"kind": "linear", "noise": draw(st.none() | real(0.01, 3)), "ridge": draw(real(0, 2))}, 1
     if kind == "topic_markov":
         vocab = draw(st.integers(4, 40))

@@ -70,10 +70,15 @@ class LinearFamily:
     describe_names = ("variance",)
     probe_limited = False
 
-    truth_names = ()  # nothing beyond `distance` to say about the truth
+    truth_names = ("test_mse",)
 
-    def truth(self, state, world: LinearWorld) -> dict[str, torch.Tensor]:
-        return {}
+    def truth(self, state: LinearState, world: LinearWorld) -> dict[str, torch.Tensor]:
+        """``test_mse``: the test error on the finite held-out set, (1/H) Σ_h (y_h − x_hᵀθ̂)² ``(N,)``, against
+        the held-out human labels (noise included, so its floor is the held-out noise's mean square, ≈ σ²);
+        the test loss of Dohmatob et al. 2024 and Gerstgrasser et al. 2024."""
+        held = world.heldout().items
+        resid = held[:, -1:] - held[:, :-1] @ state.theta.T  # (H, N)
+        return {"test_mse": (resid**2).mean(0)}
 
     def describe(self, state: LinearState) -> dict[str, torch.Tensor]:
         """The fitted noise variance ``(N,)``."""

@@ -72,9 +72,11 @@ class LinearWorld(World):
         ``synthetic_features`` names: developer j's own domain N(0, Σ_j), the shared N(0, I), or the rows of
         its private design X̃_j (cycled to k rows).
 
-        With ``fixed_design`` (and always for ``real``) the same X_j is reused every generation (drawn once
-        from the world seed), so the moments of Vu et al.'s Theorem 1, which condition on the designs, apply
-        exactly.
+        The three designs of the regression literature: ``real`` relabels the real design X₀ = X̃_j every
+        generation (Dohmatob et al. 2024; Gerstgrasser et al. 2024); with ``fixed_design`` an ``own`` or
+        ``shared`` X_j is drawn once from the world seed and reused, so the moments of Vu et al.'s Theorem 1,
+        which condition on the designs, apply exactly; without it a fresh X_j is drawn every generation from
+        the run's generator.
         """
         if self.spec.synthetic_features == "real":
             rows = torch.arange(k, device=self.device) % self.spec.private_samples
