@@ -16,6 +16,10 @@ prints the α × β table in the paper's layout (own and cross loss at t = 0 and
 the t = 0..15 curves with ``--curves``); ``--features`` picks where the synthetic features come from (the
 world's ``synthetic_features``: each model's own domain, a shared N(0, I) as in their Theorem 2, or the real
 private design reused).
+
+``python -m analysis.vu_paper pca SCENARIO [--reps R] [--beta B] [--figure PATH]`` draws the models'
+outputs on the probes projected on their first two principal components, coloured by task, at t = 0 and
+t = 15 for α = 0, 0.5, 1 (their PCA plots), and prints how far apart the tasks' clusters are.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import yaml
 
 from analysis import figures
@@ -110,6 +115,85 @@ def homogenization(scenario: Scenario, reps: int) -> dict[str, np.ndarray]:
     """Output similarity ``(reps, steps)`` on each probe set (see :func:`output_similarity`)."""
     thetas, model = simulate_thetas(scenario, reps)
     return {name: output_similarity(thetas, x) for name, x in probe_sets(model).items()}
+
+
+def principal_components(points: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``k`` principal components of ``points (M, P)`` (Pearson 1901; Jolliffe, *Principal
+    Component Analysis*, 2002): scores ``(M, k)``, unit directions ``(k, P)`` and the share of the total
+    variance each explains ``(k,)``, from the SVD of the centred matrix X − x̄ = U S Vᵀ (directions: rows of
+    Vᵀ; scores: (X − x̄) V). Each direction's sign makes its largest loading positive, so the figure does
+    not flip between runs."""
+    centred = points - points.mean(0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    vt = vt[:k]
+    vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])[:, None]
+    return centred @ vt.T, vt, s[:k] ** 2 / max((s**2).sum(), np.finfo(float).tiny)
+
+
+def pca_frame(base: dict, reps: int, alphas=LEVELS, beta: float = 0.5) -> pd.DataFrame:
+    """The models' outputs projected on their first two principal components, as Vu et al.'s PCA plots show
+    them: one point per model (its task) and replication, its predictions ŷ_k = X θ̂_k on every probe set of
+    :func:`probe_sets` stacked, at t = 0 and the last t. Per α, one PCA of the points of both times (shared
+    axes, so distances compare). Columns: alpha, beta, t, task, rep, pc1, pc2; ``attrs["explained"]`` maps
+    α to the two components' shares of the variance. At t = 0 every replication has the same fit (the real
+    data are the world's; replications vary only the synthetic noise), so each task is one point there."""
+    frames, explained = [], {}
+    for alpha in alphas:
+        thetas, model = simulate_thetas(grid_scenario(base, alpha, beta), reps)  # (R, T, K, D)
+        probes = np.concatenate(list(probe_sets(model).values()))  # (P, D)
+        last = thetas.shape[1] - 1
+        r, t, k = np.meshgrid(np.arange(reps), [0, last], np.arange(thetas.shape[2]), indexing="ij")
+        outputs = thetas[r, t, k] @ probes.T  # (R, 2, K, P)
+        scores, _, share = principal_components(outputs.reshape(-1, probes.shape[0]))
+        explained[alpha] = share
+        frames.append(pd.DataFrame({"alpha": alpha, "beta": beta, "t": t.ravel(), "task": k.ravel(),
+                                    "rep": r.ravel(), "pc1": scores[:, 0], "pc2": scores[:, 1]}))
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs["explained"] = explained
+    return frame
+
+
+def task_separation(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (α, t): the mean distance between the tasks' centroids in the PC plane and the mean distance of a
+    point from its task's centroid (spread) — the clusters merge where the first falls."""
+    def one(part: pd.DataFrame) -> pd.Series:
+        centroids = part.groupby("task")[["pc1", "pc2"]].mean().to_numpy()  # (K, 2)
+        gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
+        k = len(centroids)
+        spread = np.linalg.norm(part[["pc1", "pc2"]].to_numpy() - centroids[part["task"].to_numpy()], axis=1)
+        return pd.Series({"between": gaps[np.triu_indices(k, 1)].mean(), "within": spread.mean()})
+
+    return frame.groupby(["alpha", "t"])[["task", "pc1", "pc2"]].apply(one)
+
+
+def pca_figure(frame: pd.DataFrame, path: Path) -> Path:
+    """One panel per α (rows) and time (columns, t = 0 then the last), points coloured by task; each task's
+    points are one collection with ``gid`` ``task <k>``."""
+    alphas, times = sorted(frame["alpha"].unique()), sorted(frame["t"].unique())
+    tasks = sorted(frame["task"].unique())
+    fig, axes = figures.panels(len(alphas) * len(times), cols=len(times), size=(4.0, 3.4))
+    colours = dict(zip(tasks, sns.color_palette(n_colors=len(tasks)), strict=True))
+    for i, alpha in enumerate(alphas):
+        part = frame[frame["alpha"] == alpha]
+        share = frame.attrs.get("explained", {}).get(alpha)
+        for j, t in enumerate(times):
+            ax = axes[i * len(times) + j]
+            for task in tasks:
+                pts = part[(part["t"] == t) & (part["task"] == task)]
+                ax.scatter(pts["pc1"], pts["pc2"], s=18, alpha=0.7, color=colours[task], label=f"task {task}",
+                           gid=f"task {task}")
+            ax.set(xlim=_padded(part["pc1"]), ylim=_padded(part["pc2"]), title=f"α = {alpha:g}, t = {t}",
+                   xlabel="PC 1" + (f" ({share[0]:.0%})" if share is not None else ""),
+                   ylabel="PC 2" + (f" ({share[1]:.0%})" if share is not None else ""))
+    axes[0].legend(title="model's task", fontsize=8)
+    return figures.save(fig, path)
+
+
+def _padded(values: pd.Series) -> tuple[float, float]:
+    """Axis limits holding every value of both times, 6% to spare (an α's panels share them)."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.06 * (hi - lo), 0.1)
+    return lo - pad, hi + pad
 
 
 def theory_inputs(scenario: Scenario) -> tuple[dict, EcosystemModel]:
@@ -247,13 +331,14 @@ def theory_figure(rho: pd.DataFrame, expected: pd.DataFrame, simulated: pd.DataF
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.vu_paper")
-    parser.add_argument("table", choices=["grid", "theory"])
+    parser.add_argument("table", choices=["grid", "theory", "pca"])
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--beta", type=float, nargs="+", default=list(LEVELS), help="β levels (default 0 0.5 1)")
     parser.add_argument("--worlds", type=int, default=6, help="theory: world seeds averaged (from the file's)")
-    parser.add_argument("--figure", type=Path, help="theory: write ρ(Q) and the efficiency heatmaps to this PNG")
+    parser.add_argument("--figure", type=Path, help="theory: write ρ(Q) and the efficiency heatmaps to this PNG; "
+                        "pca: where to write the PCA figure (default vu_pca.png)")
     parser.add_argument("--features", choices=["own", "shared", "real"],
                         help="override world.synthetic_features: where the synthetic features come from")
     args = parser.parse_args(argv)
@@ -270,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.table == "theory":
         return _theory(base, args)
+    if args.table == "pca":
+        return _pca(base, args)
     frame = grid_frame(base, args.reps, betas=args.beta, overrides=overrides)
     pd.set_option("display.width", 200)
     print(f"simulated ({args.reps} replications), excess test loss on each task:")
@@ -303,6 +390,19 @@ def _theory(base: dict, args: argparse.Namespace) -> int:
     print(coarse.round(3).to_string(index=False))
     if args.figure:
         print(f"figure: {theory_figure(rho, fine, coarse, args.figure)}")
+    return 0
+
+
+def _pca(base: dict, args: argparse.Namespace) -> int:
+    beta = args.beta[0] if len(args.beta) == 1 else 0.5
+    frame = pca_frame(base, args.reps, beta=beta)
+    pd.set_option("display.width", 200)
+    print(f"models' outputs on the probes, first two principal components (β = {beta:g}, {args.reps} replications):")
+    for alpha, share in frame.attrs["explained"].items():
+        print(f"  α = {alpha:g}: PC 1 and PC 2 explain {share[0]:.1%} and {share[1]:.1%} of the variance")
+    print("distance between the tasks' centroids (between) and of points from their centroid (within):")
+    print(task_separation(frame).round(3).to_string())
+    print(f"figure: {pca_figure(frame, args.figure or Path('vu_pca.png'))}")
     return 0
 
 

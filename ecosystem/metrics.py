@@ -7,9 +7,10 @@ a family reports relative to the truth (``Family.truth``: ‖μ̂ − μ‖² an
 Gaussian, as Kazdan et al. 2024 report them); the model's
 own statistics (``Family.describe``: its variance); and what it wrote, where the world has something to say
 about samples (``World.sample_metrics``: validity, unigram entropy, distinct-2, Levenshtein diversity of
-Briesch et al. 2023, unique fraction, concept coverage). Between developers: the divergence of every pair
-of models, or of a seeded sample of pairs fixed for the run (``Family.divergence``), whose mean is the
-ecosystem's ``divergence`` — it rises as models grow apart.
+Briesch et al. 2023, unique fraction, concept coverage; with ``publish.prompt``, the diversity measures
+read only what the model wrote after the prompt, see :meth:`Measurement.written`). Between developers:
+the divergence of every pair of models, or of a seeded sample of pairs fixed for the run
+(``Family.divergence``), whose mean is the ecosystem's ``divergence`` — it rises as models grow apart.
 
 Measurement has its own random streams (pair sampling, sampled Levenshtein pairs), so what is measured
 and how often never changes the simulation itself.
@@ -43,8 +44,8 @@ def _levenshtein(m: Measurement, samples: torch.Tensor, facts: Facts, nll: torch
 
 
 SAMPLE_METRICS: dict[str, SampleMetric] = {
-    # per token, over the T positions of a sequence
-    "perplexity": lambda m, s, f, nll: torch.exp(nll / s.shape[-1]),
+    # per token, over the T positions of a held-out sequence
+    "perplexity": lambda m, s, f, nll: torch.exp(nll / m.heldout.items.shape[-1]),
     "validity": lambda m, s, f, nll: f.verified.double().mean(1),
     "entropy": lambda m, s, f, nll: diversity.token_entropy(s, m.world.pad_id),
     "distinct_2": lambda m, s, f, nll: diversity.distinct_n(s, 2, m.world.pad_id),
@@ -64,11 +65,13 @@ class Measurement:
     communities : names of the human communities (metric columns ``nll_<name>``).
     n : number of developers.
     seed : seed of measurement's own random streams.
+    prompt_tokens : leading tokens of each sample that a prompt wrote (``publish.prompt``), not the model.
     """
 
     def __init__(self, spec: MetricsSpec, world: World, family: Family, communities: list[str], n: int,
-                 seed: int) -> None:
+                 seed: int, prompt_tokens: int = 0) -> None:
         self.spec, self.world, self.family, self.communities, self.n = spec, world, family, communities, n
+        self.prompt_tokens = prompt_tokens
         rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=world.device).manual_seed(int(rng.integers(2**62)))
         self.heldout = world.heldout()
@@ -103,8 +106,23 @@ class Measurement:
         if "model" in groups:
             out |= self.family.describe(state)
         if "samples" in groups:
-            out |= {name: SAMPLE_METRICS[name](self, samples, facts, nll) for name in self.world.sample_metrics}
+            written = self.written(samples)
+            out |= {name: SAMPLE_METRICS[name](self, written, facts, nll) for name in self.world.sample_metrics}
         return out
+
+    def written(self, samples: torch.Tensor) -> torch.Tensor:
+        """What the models wrote of ``samples (N, K, T)``: the positions after the prompt ``(N, K, T − k)``;
+        a sequence whose prompt already holds its end (``pad_id``) wrote nothing (all pad). Diversity is
+        measured on this; validity and coverage judge the whole published item (``facts``)."""
+        k = self.prompt_tokens
+        if k == 0:
+            return samples
+        written = samples[..., k:]
+        pad = self.world.pad_id
+        if pad is not None:
+            ended = (samples[..., :k] == pad).any(-1, keepdim=True)  # (N, K, 1)
+            written = written.masked_fill(ended, pad)
+        return written
 
     def divergence(self, state: object) -> np.ndarray | None:
         """This generation's divergence of each compared pair ``(P,)``, or None when none are compared."""

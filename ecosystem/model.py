@@ -58,6 +58,7 @@ class EcosystemModel(mesa.Model):
         self.scenario = scenario
         self.device = resolve_device(scenario.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seeds.torch)
+        self.prompter = torch.Generator(device=self.device).manual_seed(seeds.prompts)  # publish.prompt's draws
         devs = scenario.developers
         n = devs.count
         self.world = build_world(scenario, self.device, seeds.world)
@@ -68,7 +69,7 @@ class EcosystemModel(mesa.Model):
         self.pool = ContentPool(self.world.item_shape, self.world.dtype, self.device, self.world.storage_dtype)
         self.communities = [c.name for c in scenario.communities]
         self.measurement = Measurement(scenario.metrics, self.world, self.family, self.communities, n,
-                                       seeds.measure)
+                                       seeds.measure, devs.publish.prompt_tokens)
         self.reference = self.world.reference()
         self.detecting = any(p.detector is not None for p in devs.policies())  # draw detector scores?
 
@@ -160,7 +161,17 @@ class EcosystemModel(mesa.Model):
     def _sample(self) -> torch.Tensor:
         publish = self.scenario.developers.publish
         return self.family.sample(self.state, publish.samples, self.generator, temperature=publish.temperature,
-                                  top_p=publish.top_p, prompts=self.world.prompts(publish.samples, self.generator))
+                                  top_p=publish.top_p, prompts=self._prompts())
+
+    def _prompts(self) -> torch.Tensor | None:
+        """What the models condition on ``(N, k, ...)``: the world's own (the features of a conditional world)
+        or, with ``publish.prompt``, prefixes from its source, drawn from their own stream. The prefix stays
+        in the published item: it is a whole sequence."""
+        publish = self.scenario.developers.publish
+        if publish.prompt_tokens == 0:
+            return self.world.prompts(publish.samples, self.generator)
+        return self.world.prefixes(publish.prompt.source, publish.prompt.tokens, publish.samples,
+                                   len(self.developers), self.prompter)
 
     def _keep_samples(self, t: int, samples: torch.Tensor) -> None:
         """Keep the decoded text of each developer's first ``samples.keep`` published items (token worlds)."""

@@ -417,10 +417,27 @@ class TrainSpec(Strict):
     from_scratch: bool = False  # re-initialise each generation instead of fine-tuning
 
 
+class PromptSpec(Strict):
+    """Prompted generation (Vu, Reeves & Wenger 2025, arXiv 2505.21677: each model writes by completing
+    prompts drawn from its own private data): every published sequence starts with the first ``tokens``
+    tokens of a sequence drawn uniformly, with replacement, from ``source`` — ``private`` the developer's own
+    private (original) data set, ``public`` the shared public set, ``heldout`` the held-out human set — and
+    the model writes the rest. Token worlds only; ``tokens: 0`` is no prompt."""
+
+    tokens: Annotated[int, Field(ge=0)] = 0
+    source: Literal["private", "public", "heldout"] = "private"
+
+
 class PublishSpec(Strict):
     samples: Annotated[int, Field(ge=0)] = 100  # items each model writes to the pool per generation
     temperature: Annotated[float, Field(gt=0.0)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    prompt: PromptSpec | None = None  # none: models write whole sequences
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens of each published sequence the model did not write (0 without a prompt)."""
+        return 0 if self.prompt is None else self.prompt.tokens
 
 
 class DetectorSpec(Strict):
@@ -816,6 +833,7 @@ class Scenario(Strict):
                 f"{' or '.join(VERIFYING_WORLDS)}"
             )
         _check_network_size(self.network, devs.count)
+        _check_prompt(world, devs.publish.prompt)
         if any(p.mix == "weight" for p in devs.policies()) and devs.family.kind not in ("gaussian", "linear"):
             raise ValueError("developers.data.mix: 'weight' needs a closed-form family (gaussian, linear)")
         kept = self.metrics.pair_count(devs.count) * self.metrics.measured_count(self.steps)
@@ -835,6 +853,21 @@ def world_concepts(world: Any) -> int:
     if isinstance(world, CorpusWorldSpec):
         return len(world.corpora)
     return getattr(world, "concepts", 1)
+
+
+def _check_prompt(world: Any, prompt: PromptSpec | None) -> None:
+    """A prompt needs a token world, room left for the model to write, and the source it names."""
+    if prompt is None or prompt.tokens == 0:
+        return
+    if world.kind not in TOKEN_WORLDS:
+        raise ValueError(f"developers.publish.prompt: the {world.kind} world's items are not token sequences; "
+                         f"prompts need {', '.join(TOKEN_WORLDS)}")
+    if prompt.tokens >= world.seq_len:
+        raise ValueError(f"developers.publish.prompt.tokens: must be below world.seq_len={world.seq_len} (the "
+                         f"model writes the rest), got {prompt.tokens}")
+    if prompt.source == "public" and isinstance(world, CorpusWorldSpec) and world.split.public == 0:
+        raise ValueError("developers.publish.prompt.source: 'public' needs public data, and world.split.public "
+                         "is 0; use private or heldout")
 
 
 def _check_network_size(net: Any, n: int) -> None:

@@ -103,6 +103,21 @@ class World:
         """What each developer conditions its ``k`` published items on ``(N, k, ...)``, or None."""
         return None
 
+    def prefixes(self, source: str, tokens: int, k: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Prompts of ``k`` items for each of ``n`` developers: ``(N, k, tokens)``, the first ``tokens``
+        positions of sequences drawn uniformly with replacement from ``source`` — ``private``: developer
+        d's own private set (``original(d)``), ``public`` or ``heldout``: the shared sets. One draw of
+        ``(N, k)`` indices from ``generator`` for all developers (Vu, Reeves & Wenger 2025 prompt each model
+        with its own private data)."""
+        if source == "private":
+            items = self.originals().items.view(n, -1, *self.item_shape)  # (N, S, T)
+        else:
+            shared = (self.public() if source == "public" else self.heldout()).items  # (S, T)
+            items = shared.expand(n, *shared.shape)  # (N, S, T)
+        items = items[..., :tokens].to(generator.device)  # (N, S, Tp)
+        idx = torch.randint(items.shape[1], (n, k), generator=generator, device=generator.device)  # (N, k)
+        return items.gather(1, idx[..., None].expand(n, k, tokens))  # (N, k, Tp)
+
     def reference(self) -> dict[str, float]:
         """Ground truth for the figures: ``reference_nll``, the true distribution's own NLL of the held-out set
         (nats per item: the floor a model's held-out NLL approaches), and ``baseline_nll``, that of a model
