@@ -120,7 +120,8 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f == "transformer" else f
+                                    for f in FAMILIES])
 def test_analyze_a_single_run_of_every_family(family, tmp_path) -> None:
     folder = run_scenario(validate_scenario({**FAMILIES[family], "name": family}), tmp_path / family,
                           progress=False, summary=None)
@@ -214,6 +215,7 @@ def test_analyze_reads_every_measurement_setting(metrics, tmp_path) -> None:
         assert (tmp_path / "r" / "similarity.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_sweep_without_pairwise_divergences_is_analysed(tmp_path) -> None:
     file = tmp_path / "sweep.yaml"
     file.write_text(yaml.safe_dump({**BASE, "metrics": {"pairwise": "none"},

@@ -317,6 +317,7 @@ def test_learning_warning_threshold_on_text():
     assert learning_warning(frame.assign(nll=94.0)) is None  # 6% below
 
 
+@pytest.mark.slow
 def test_report_shows_samples_escaped(tmp_path):
     """`ecosim analyze RUN` shows what the first developers wrote at the first and the last generation, as
     text (a corpus full of markup characters: what the models write must not become HTML)."""

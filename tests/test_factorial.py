@@ -130,6 +130,7 @@ def test_by_and_where_choose_factors_and_runs_and_bad_input_is_one_line(planted,
         assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_lists_the_runs_counts_the_finished_and_writes_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "planted.yaml").write_text(yaml.safe_dump(PLANTED, sort_keys=False))

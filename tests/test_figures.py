@@ -72,6 +72,7 @@ def _visible(fig: plt.Figure) -> list:
     return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
 
 
+@pytest.mark.slow
 def test_sweep_metrics_are_small_multiples_one_panel_per_condition_in_the_sweep_order(sweep_figures):
     fig = sweep_figures[0]["metrics.png"]
     axes = _visible(fig)
@@ -92,6 +93,7 @@ def test_sweep_metrics_are_small_multiples_one_panel_per_condition_in_the_sweep_
     assert final[1] < final[0] and final[3] < final[2]  # a detector without refill shrinks the training set
 
 
+@pytest.mark.slow
 def test_sweep_heatmap_and_intervals_keep_the_sweep_order(sweep_figures):
     kept, _ = sweep_figures
     heat = kept["heatmap.png"].axes[0]
@@ -105,6 +107,7 @@ def test_sweep_heatmap_and_intervals_keep_the_sweep_order(sweep_figures):
     assert [t.get_text() for t in conditions.legends[0].get_texts()] == DETECTORS
 
 
+@pytest.mark.slow
 def test_network_panels_share_one_colour_scale_and_one_colourbar_per_row(sweep_figures):
     fig = sweep_figures[0]["networks.png"]
     panels = _visible(fig)
@@ -120,6 +123,7 @@ def test_network_panels_share_one_colour_scale_and_one_colourbar_per_row(sweep_f
         f"kind={k} · detector=none" for k in NETWORKS]
 
 
+@pytest.mark.slow
 def test_network_effects_draw_one_ols_line_per_level_of_the_other_factor(sweep_figures):
     fig = sweep_figures[0]["network_effects.png"]
     for ax in _visible(fig):
@@ -128,6 +132,7 @@ def test_network_effects_draw_one_ols_line_per_level_of_the_other_factor(sweep_f
     assert [t.get_text() for t in fig.legends[0].get_texts()] == DETECTORS
 
 
+@pytest.mark.slow
 def test_the_final_values_table_scrolls_within_the_page(sweep_figures):
     assert '<div class="scroll"><table' in sweep_figures[1]
 

@@ -381,6 +381,7 @@ def test_a_singular_gaussian_fit_is_warned(tmp_path):
 # ── the loader as a whole ─────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), source=st.sampled_from(SHIPPED))
 def test_the_loader_raises_only_scenario_errors(tmp_path, seed, source):

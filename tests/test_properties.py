@@ -317,6 +317,7 @@ def assert_round_trip(scenario) -> None:
     assert to_yaml(again) == text and run_id(again) == run_id(scenario)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_a_resolved_scenario_reads_back_as_itself(data):

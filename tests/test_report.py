@@ -83,6 +83,7 @@ def test_default_output_folder(run_dir):
     assert report == run_dir / "report" / "report.html" and report.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_report_from_a_token_world_run(tmp_path):
     # Different columns (no distance or variance; token diversity where measured): the report uses what exists.
     scenario = validate_scenario({

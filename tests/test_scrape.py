@@ -277,6 +277,7 @@ def loop_scrape(lay: Layout, data: dict, samples: int, w: np.ndarray, rng: np.ra
     return out
 
 
+@pytest.mark.slow
 def test_the_scrape_draws_like_the_per_developer_loop():
     lay = Layout(n=4, original=12, public=0, fresh=10, published=8, seed=9)
     w = np.array([[0.5, 0.5, 0, 0], [0.2, 0.3, 0.5, 0], [0, 0, 1 / 3, 2 / 3], [0.25, 0.25, 0.25, 0.25]])

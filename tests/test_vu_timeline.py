@@ -98,6 +98,7 @@ def test_alpha_one_first_model_is_the_real_data_fit():
         assert np.abs(want).max() > 0.1  # not θ = 0, where the models used to start
 
 
+@pytest.mark.slow
 def test_alpha_one_theorem_1_moments_from_the_real_fit():
     # At α = 1 the models then only read each other: the mean stays the t = 0 fit propagated by Q, the
     # covariance grows; both match the recursion within Monte Carlo error.
