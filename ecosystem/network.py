@@ -27,6 +27,7 @@ from ecosystem.scenario import (
     StarNet,
     StochasticBlockNet,
     WattsStrogatzNet,
+    read_utf8,
 )
 
 
@@ -127,13 +128,7 @@ def read_edge_list(path: Path, n: int) -> nx.DiGraph:
     """Read ``u v [weight]`` lines (``#`` comments allowed); nodes must be developer indices below ``n`` and
     a weight a finite number above 0. The file must be UTF-8 text."""
     where = f"network.path: {path.name}"
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise NetworkError(f"{where}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-                           "an edge list is lines of 'u v [weight]'") from None
-    except OSError as err:
-        raise NetworkError(f"{where}: cannot read: {err.strerror}") from None
+    text = read_utf8(path, where, "an edge list is lines of 'u v [weight]'", NetworkError)
     g = nx.DiGraph()
     g.add_nodes_from(range(n))
     for lineno, line in enumerate(text.splitlines(), start=1):

@@ -1039,6 +1039,18 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def read_utf8(path: Path, where: str, hint: str, error: type[Exception] = ScenarioError) -> str:
+    """The UTF-8 text of the file at ``path``, or ``error`` with one line starting ``where`` that says why not
+    (the offending byte and its offset; ``hint`` says what the file should be)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{where}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                    f"{hint}") from None
+    except OSError as err:
+        raise error(f"{where}: cannot read: {err.strerror}") from None
+
+
 def read_yaml(path: str | Path, what: str = "file") -> Any:
     """The YAML document at ``path``, or :class:`ScenarioError` with one line saying why not.
 
@@ -1049,13 +1061,7 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such {what}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ScenarioError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-                            "save it as UTF-8") from None
-    except OSError as err:
-        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    text = read_utf8(path, str(path), "save it as UTF-8")
     try:
         data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as err:
