@@ -114,6 +114,11 @@ FAMILIES = {
                "communities": [{"name": "a", "authors": 4, "concepts": [0]}], "developers": {
         **BASE["developers"], "family": {"kind": "linear"}}},
     "ngram": {**BASE, "world": TOKENS, "developers": {**BASE["developers"], "family": {"kind": "ngram"}}},
+    "gmm": {**BASE, "developers": {**BASE["developers"], "family": {"kind": "gmm", "components": 2}}},
+    "kde": {**BASE, "developers": {**BASE["developers"], "family": {"kind": "kde"}}},
+    "logistic": {**BASE, "world": {"kind": "labels", "classes": 3, "heldout": 60},
+                 "communities": [{"name": "a", "authors": 4}], "developers": {
+        **BASE["developers"], "family": {"kind": "logistic"}}},
     "transformer": {**BASE, "world": TOKENS, "steps": 2, "developers": {
         **BASE["developers"], "family": {"kind": "transformer", "d_model": 8, "heads": 1},
         "train": {"samples": 20, "steps": 2}}},
