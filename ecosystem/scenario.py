@@ -356,11 +356,26 @@ class LinearFamilySpec(Strict):
 
 class LogisticFamilySpec(Strict):
     """Softmax regression p(y | x) per developer, fitted by ``iterations`` batched Newton steps on the
-    weighted cross-entropy plus (ridge/2)‖W‖² (Feng et al. 2024's linear classifiers)."""
+    weighted cross-entropy plus (ridge/2)‖W‖² (Feng et al. 2024's linear classifiers).
+
+    ``writes``: how a model labels fresh features. ``sampled``: a draw from its softmax at the publishing
+    temperature (its errors depend on x: it errs where it is unsure). ``flipped``: its most likely label,
+    replaced with probability ``flip`` by another class chosen uniformly, independently of x: the generator
+    of Feng et al. (2024, arXiv 2406.07515), whose error rate is ``flip`` wherever the model's argmax is the
+    true classifier (the publishing temperature does not change an argmax)."""
 
     kind: Literal["logistic"] = "logistic"
     iterations: Count = 25
     ridge: Annotated[float, Field(gt=0.0)] = 1e-3  # keeps the optimum finite on separable data
+    writes: Literal["sampled", "flipped"] = "sampled"
+    flip: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None  # with `flipped` only
+
+    @model_validator(mode="after")
+    def _flip(self) -> LogisticFamilySpec:
+        if (self.writes == "flipped") != (self.flip is not None):
+            raise ValueError("flip: give it with writes 'flipped' (the probability of replacing the most likely "
+                             f"label) and only then, got writes {self.writes!r} and flip {self.flip!r}")
+        return self
 
 
 class NgramFamilySpec(Strict):

@@ -1,12 +1,15 @@
 """The classification world and the softmax-regression family (issue 12, item 3): the batched Newton fit
 against a one-model-at-a-time scipy fit, the error rate and the world's verdicts on hand-built cases, bad
-settings as one line, and the verifier of Feng et al. (2024) on a model's own labels."""
+settings as one line, the verifier of Feng et al. (2024) on a model's own labels, and their threshold
+p < 1/(1 + ψ/φ) with a generator whose errors do not depend on x (``writes: flipped``)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -97,6 +100,14 @@ def test_world_verdicts_noise_and_conditional_density():
     ({"world": {"kind": "labels", "classes": 1}}, "world.classes: must be ≥ 2, got 1"),
     ({"world": {"kind": "gaussian"}}, "developers.family.kind: 'logistic' cannot model a 'gaussian' world"),
     ({"developers": {"family": {"kind": "logistic", "ridge": 0.0}}}, "developers.family.ridge: must be > 0"),
+    ({"developers": {"family": {"kind": "logistic", "writes": "flipped", "flip": 1.0}}},
+     "developers.family.flip: must be ≥ 0 and < 1, got 1.0"),
+    ({"developers": {"family": {"kind": "logistic", "writes": "flipped"}}},
+     "developers.family.flip: give it with writes 'flipped'"),
+    ({"developers": {"family": {"kind": "logistic", "flip": 0.2}}},
+     "developers.family.flip: give it with writes 'flipped'"),
+    ({"developers": {"family": {"kind": "logistic", "writes": "argmax"}}},
+     "developers.family.writes: must be 'sampled' or 'flipped', got 'argmax'"),
 ])
 def test_bad_settings_are_one_line(change, message):
     raw = {"world": {"kind": "labels"}, "developers": {"family": {"kind": "logistic"}}} | change
@@ -150,3 +161,89 @@ def test_curation_improves_a_model_below_the_threshold_and_degrades_one_above(ph
     else:
         assert z > 3
     assert abs(p - threshold) > 0.05  # each case sits clearly on one side
+
+
+def test_flipped_writes_the_most_likely_label_with_probability_one_minus_p_and_another_class_uniformly():
+    n, k, classes, p = 2, 20000, 3, 0.3
+    fam = LogisticFamily(LogisticFamilySpec(writes="flipped", flip=p), 1, classes, CPU)
+    # Developer 0 always says class 2; developer 1 says class 0 where x < 0 and class 1 where x > 0.
+    weights = torch.tensor([[[0.0, 0.0], [0.0, 0.0], [0.0, 5.0]], [[-1.0, 0.0], [1.0, 0.0], [0.0, -9.0]]], dtype=F64)
+    state = LogisticState(weights)
+    prompts = torch.randn(n, k, 1, generator=torch.Generator().manual_seed(1), dtype=F64)
+    items = fam.sample(state, k, torch.Generator().manual_seed(2), prompts=prompts)
+    assert torch.equal(items, fam.sample(state, k, torch.Generator().manual_seed(2), prompts=prompts))  # seeded
+    assert torch.equal(items[..., :-1], prompts)
+    top = fam.logits(state, prompts).argmax(-1)  # (N, k)
+    y = items[..., -1].long()
+    se = np.sqrt(p * (1 - p) / k)
+    for dev in range(n):
+        kept = (y[dev] == top[dev]).double().mean().item()
+        assert abs(kept - (1 - p)) < 4 * se
+        # The replacement is one of the other classes, each with probability 1/2: offset 1 or 2 from the argmax.
+        offset = (y[dev] - top[dev]) % classes
+        flipped = offset[offset > 0]
+        share = (flipped == 1).double().mean().item()
+        assert abs(share - 0.5) < 4 * np.sqrt(0.25 / len(flipped))
+    # Independent of x: developer 1's flip rate is the same where x < 0 and where x > 0.
+    left = prompts[1, :, 0] < 0
+    for side in (left, ~left):
+        rate = (y[1][side] != top[1][side]).double().mean().item()
+        assert abs(rate - p) < 4 * np.sqrt(p * (1 - p) / side.sum().item())
+
+
+@functools.cache
+def flipped_chain(phi: float, psi: float, p: float) -> pd.DataFrame:
+    """feng_threshold.yaml at a smaller size: 20 developers, 1,000 items a generation, 3 generations."""
+    raw = yaml.safe_load(Path("scenarios/papers/feng_threshold.yaml").read_text())
+    raw.pop("sweep")
+    raw["steps"] = 3
+    raw["world"]["heldout"] = 2000
+    raw["developers"]["family"] |= {"flip": p, "iterations": 10}
+    raw["developers"]["train"]["samples"] = raw["developers"]["publish"]["samples"] = 1000
+    raw["developers"]["data"]["verifier"] = {"keep_correct": phi, "keep_wrong": psi}
+    model, _ = simulate(validate_scenario(raw))
+    return model.developer_frame()
+
+
+@pytest.mark.parametrize(("phi", "psi", "p"), [
+    (0.5, 1.0, 0.2),  # below 1/3 although φ < ψ: improves, where curating sampled labels would degrade
+    (0.5, 1.0, 0.45),  # above 1/3: collapses
+    (1.0, 0.25, 0.6),  # below 0.8 although the generator is wrong more often than right: improves
+    (1.0, 0.25, 0.9),  # above 0.8: collapses, then the flipped anti-model writes error 1 − p = 0.1 and recovers
+])
+def test_a_generator_with_error_p_below_the_threshold_trains_a_better_model_and_above_it_a_collapsed_one(
+        phi, psi, p):
+    """Feng et al. (2024), their threshold: curated labels of a generator with x-independent error rate e train
+    a model whose error against the true classifier is below e when e < 1/(1 + ψ/φ) and above 1/2 when e is
+    above. Generation 1 learns from clean human data, so generation 2's generator has error e ≈ p; each later
+    generation's generator is the previous model (error p where its argmax is right, 1 − p where it is wrong),
+    so e is measured: the share of wrong labels it wrote. Each verdict holds by 4 SE over 20 developers.
+    Generation 3 is checked too, except below the threshold with φ < ψ: there the previous model's few errors
+    depend on x and curation amplifies them (the next test)."""
+    frame = flipped_chain(phi, psi, p)
+    threshold = 1 / (1 + psi / phi)
+    assert frame[frame.step == 1].distance.mean() < 0.05  # generation 1 is nearly the true classifier
+    for t in (2, 3):
+        e = 1 - frame[frame.step == t - 1].validity.mean()  # the generator's error rate
+        if t == 3 and phi < psi and e < threshold:
+            continue
+        error = frame[frame.step == t].distance
+        se = error.std(ddof=1) / np.sqrt(len(error))
+        assert abs(e - threshold) > 0.05  # each generation sits clearly on one side
+        if e < threshold:
+            assert error.mean() + 4 * se < e
+        else:
+            assert error.mean() - 4 * se > 0.5
+
+
+def test_below_the_threshold_a_verifier_with_phi_below_psi_still_amplifies_the_model_s_own_errors():
+    """The pointwise effect survives in the chain: where a model's most likely label is wrong (a region that
+    depends on x), its flipped labels are wrong with probability 1 − p, and a verifier with ψ > φ keeps them
+    preferentially, so that region grows each generation; with φ > ψ it does not (20 developers, 4 SE)."""
+    def growth(phi: float, psi: float, p: float) -> float:
+        frame = flipped_chain(phi, psi, p)
+        change = frame[frame.step == 3].distance.to_numpy() - frame[frame.step == 2].distance.to_numpy()
+        return change.mean() / (change.std(ddof=1) / np.sqrt(len(change)))
+
+    assert growth(0.5, 1.0, 0.2) > 4
+    assert growth(1.0, 0.25, 0.6) < 3

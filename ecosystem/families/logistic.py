@@ -5,8 +5,10 @@ Developer n minimises the weighted cross-entropy with an L2 penalty, Σ_i w_i (�
 (ridge/2)‖W‖², over ``W (C, D+1)`` (a bias column; all C rows free, the penalty makes the optimum unique).
 Each generation starts from zero and takes ``iterations`` full Newton steps, one batched linear solve of the
 (C(D+1))² Hessian per step (Böhning 1992, "Multinomial logistic regression algorithm", for the gradient and
-Hessian). A model writes by labelling fresh features with a draw from its softmax at the publishing
-temperature, the generator of Feng et al. (2024, arXiv 2406.07515).
+Hessian). A model writes by labelling fresh features (Feng et al. 2024, arXiv 2406.07515): with a draw from its
+softmax at the publishing temperature (``writes: sampled``, errors where the model is unsure), or with its most
+likely label flipped to another class with probability ``flip`` independently of x (``writes: flipped``, the
+paper's generator of error rate p, for which its verification threshold p < 1/(1 + ψ/φ) holds).
 """
 
 from __future__ import annotations
@@ -69,12 +71,21 @@ class LogisticFamily:
 
     def sample(self, state: LogisticState, k: int, generator: torch.Generator, *, temperature: float = 1.0,
                top_p: float = 1.0, prompts: torch.Tensor | None = None) -> torch.Tensor:
-        """Each developer labels its ``k`` prompt features ``(N, k, D)`` with a draw from its softmax at
-        ``temperature``: items ``(N, k, D+1)``."""
+        """Each developer labels its ``k`` prompt features ``(N, k, D)``: items ``(N, k, D+1)``. ``sampled``:
+        a draw from its softmax at ``temperature``. ``flipped``: its most likely label, replaced with
+        probability ``flip`` by one of the other C − 1 classes chosen uniformly, independently of x (the
+        generator with error rate p of Feng et al. 2024, §3)."""
         if prompts is None:
             raise ValueError("the logistic family needs prompts: the features x of the items to label")
-        prob = torch.softmax(self.logits(state, prompts) / temperature, -1)  # (N, k, C)
-        y = torch.multinomial(prob.flatten(0, 1), 1, generator=generator).view(prob.shape[:2])
+        logits = self.logits(state, prompts)  # (N, k, C)
+        if self.spec.writes == "flipped":
+            top = logits.argmax(-1)  # (N, k)
+            flip = torch.rand(top.shape, generator=generator, dtype=torch.float64, device=top.device)
+            other = torch.randint(1, self.classes, top.shape, generator=generator, device=top.device)
+            y = torch.where(flip < self.spec.flip, (top + other) % self.classes, top)  # (N, k)
+        else:
+            prob = torch.softmax(logits / temperature, -1)  # (N, k, C)
+            y = torch.multinomial(prob.flatten(0, 1), 1, generator=generator).view(prob.shape[:2])
         return torch.cat([prompts, y[..., None].to(prompts.dtype)], dim=-1)
 
     def log_prob(self, state: LogisticState, items: torch.Tensor) -> torch.Tensor:
