@@ -20,6 +20,12 @@ private design reused).
 ``python -m analysis.vu_paper pca SCENARIO [--reps R] [--beta B] [--figure PATH]`` draws the models'
 outputs on the probes projected on their first two principal components, coloured by task, at t = 0 and
 t = 15 for α = 0, 0.5, 1 (their PCA plots), and prints how far apart the tasks' clusters are.
+
+``python -m analysis.vu_paper prompts SCENARIO [--reps R] [--prompt-tokens K]`` runs a token scenario whose
+developers have private tasks (e.g. ``scenarios/papers/vu_two_models_tokens.yaml``) at α = 0, 0.5, 1, with
+and without prompts of K tokens of each model's own private data (``developers.publish.prompt``), over R
+seeds, and prints what share of the tokens each model wrote falls on its own task and how far apart the
+models' topics are (their prompted setting: each model writes about its own task).
 """
 
 from __future__ import annotations
@@ -115,6 +121,45 @@ def homogenization(scenario: Scenario, reps: int) -> dict[str, np.ndarray]:
     """Output similarity ``(reps, steps)`` on each probe set (see :func:`output_similarity`)."""
     thetas, model = simulate_thetas(scenario, reps)
     return {name: output_similarity(thetas, x) for name, x in probe_sets(model).items()}
+
+
+def written_topics(model: EcosystemModel) -> tuple[np.ndarray, np.ndarray]:
+    """What the developers' newest published items are about: per developer, the share of the tokens it
+    wrote (after its prompt) on its own task's concepts ``(N,)``, and its distribution of written tokens over
+    the world's concepts ``(N, C)``. A token's concept is the world's ``concept_of`` of that token alone (its
+    block in ``topic_markov``; −1 tokens, outside every concept, count as off-task); a developer's task is its
+    group's ``developers.group_concepts``."""
+    devs = model.scenario.developers
+    n, block, k = len(model.developers), model.published, devs.publish.prompt_tokens
+    items = model.pool.take(np.arange(block.start, block.start + n * block.size).reshape(n, block.size)).long()
+    concepts = model.world.concept_of(items[..., k:, None]).cpu().numpy()  # (N, samples, T − k)
+    groups = np.repeat(np.arange(len(devs.groups)), devs.groups) if devs.groups else np.zeros(n, dtype=int)
+    own = np.array([np.isin(concepts[d], devs.group_concepts[groups[d]]).mean() for d in range(n)])
+    c = model.world.n_concepts
+    hist = np.stack([np.bincount(concepts[d][concepts[d] >= 0], minlength=c)[:c] for d in range(n)]).astype(float)
+    return own, hist / np.maximum(concepts[0].size, 1)
+
+
+def prompts_frame(base: dict, reps: int, tokens: int = 1, alphas=LEVELS) -> pd.DataFrame:
+    """Own-task share and topic separation of what the models wrote at the last generation, with and without
+    private prompts of ``tokens`` tokens, per α and seed (seeds ``base["seed"]`` … + reps − 1). Columns:
+    alpha, prompted, seed, own_share (mean over developers), separation (mean total variation between two
+    developers' topic distributions over all pairs)."""
+    rows = []
+    base = {k: v for k, v in base.items() if k != "sweep"}
+    for alpha in alphas:
+        for seed in range(int(base.get("seed") or 0), int(base.get("seed") or 0) + reps):
+            for prompted in (False, True):
+                prompt = {"tokens": tokens, "source": "private"} if prompted else None
+                model = EcosystemModel(validate_scenario(base, overrides={
+                    "seed": seed, "developers.data.alpha": alpha, "developers.publish.prompt": prompt}))
+                for _ in range(model.scenario.steps):
+                    model.step()
+                own, hist = written_topics(model)
+                i, j = np.triu_indices(len(own), 1)
+                rows.append({"alpha": alpha, "prompted": prompted, "seed": seed, "own_share": own.mean(),
+                             "separation": 0.5 * np.abs(hist[i] - hist[j]).sum(1).mean()})
+    return pd.DataFrame(rows)
 
 
 def principal_components(points: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,7 +376,7 @@ def theory_figure(rho: pd.DataFrame, expected: pd.DataFrame, simulated: pd.DataF
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.vu_paper")
-    parser.add_argument("table", choices=["grid", "theory", "pca"])
+    parser.add_argument("table", choices=["grid", "theory", "pca", "prompts"])
     parser.add_argument("scenario", type=Path)
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--curves", action="store_true")
@@ -339,12 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worlds", type=int, default=6, help="theory: world seeds averaged (from the file's)")
     parser.add_argument("--figure", type=Path, help="theory: write ρ(Q) and the efficiency heatmaps to this PNG; "
                         "pca: where to write the PCA figure (default vu_pca.png)")
+    parser.add_argument("--prompt-tokens", type=int, default=1, help="prompts: tokens of private data per prompt")
     parser.add_argument("--features", choices=["own", "shared", "real"],
                         help="override world.synthetic_features: where the synthetic features come from")
     args = parser.parse_args(argv)
     if args.reps < 2:
         print("--reps: must be at least 2", file=sys.stderr)
         return 2
+    if args.table == "prompts":
+        return _prompts(args)
     try:
         base = yaml.safe_load(args.scenario.read_text())
         overrides = {"world.synthetic_features": args.features} if args.features else None
@@ -403,6 +451,23 @@ def _pca(base: dict, args: argparse.Namespace) -> int:
     print("distance between the tasks' centroids (between) and of points from their centroid (within):")
     print(task_separation(frame).round(3).to_string())
     print(f"figure: {pca_figure(frame, args.figure or Path('vu_pca.png'))}")
+    return 0
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    try:
+        base = yaml.safe_load(args.scenario.read_text())
+        validate_scenario({k: v for k, v in base.items() if k != "sweep"}, overrides={
+            "developers.publish.prompt": {"tokens": args.prompt_tokens, "source": "private"}})
+    except (OSError, yaml.YAMLError, ScenarioError, AttributeError) as err:
+        print(f"{args.scenario}: {err}", file=sys.stderr)
+        return 2
+    frame = prompts_frame(base, args.reps, args.prompt_tokens)
+    table = frame.groupby(["alpha", "prompted"])[["own_share", "separation"]].agg(["mean", "std"])
+    pd.set_option("display.width", 200)
+    print(f"what the models wrote at the last generation, {args.reps} seeds (mean, s.d.); prompted: "
+          f"{args.prompt_tokens} token(s) of each model's private data")
+    print(table.round(3).to_string())
     return 0
 
 

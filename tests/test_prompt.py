@@ -162,3 +162,22 @@ def test_private_prompts_keep_each_model_on_its_own_task() -> None:
         share_prompted, tv_prompted = own_task_share(prompted)
         assert share_prompted.min() > 0.9 and share_plain.max() < 0.5, (seed, share_plain, share_prompted)
         assert tv_prompted > tv_plain + 0.5, (seed, tv_plain, tv_prompted)
+
+
+def test_the_prompts_table_of_vu_paper_measures_the_written_topics(capsys) -> None:
+    """``python -m analysis.vu_paper prompts`` reports the own-task share and topic separation computed here
+    independently (the same runs: same scenario, seed and α)."""
+    from analysis.vu_paper import main, prompts_frame
+
+    base = yaml.safe_load(open(VU_TOKENS))
+    frame = prompts_frame(base, reps=1, alphas=(0.5,)).set_index("prompted")
+    base.pop("sweep")
+    for prompted in (False, True):
+        model = run(base, seed=base["seed"], device="cpu", **{"developers.data.alpha": 0.5,
+                    "developers.publish.prompt": {"tokens": 1, "source": "private"} if prompted else None})
+        share, tv = own_task_share(model)
+        assert frame.loc[prompted, "own_share"] == pytest.approx(share.mean())
+        assert frame.loc[prompted, "separation"] == pytest.approx(tv)
+    assert main(["prompts", VU_TOKENS, "--reps", "1"]) == 2  # at least two seeds
+    assert main(["prompts", "no-such.yaml", "--reps", "2"]) == 2
+    assert "no-such.yaml" in capsys.readouterr().err
