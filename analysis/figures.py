@@ -158,6 +158,8 @@ def over_time(
     if units is None:
         sns.lineplot(data=frame, x="step", y=y, hue=hue, color=color, errorbar=("ci", 95), n_boot=200, seed=0,
                      ax=ax)
+    elif hue is None:  # one collection: thousands of developers draw at once
+        unit_lines(frame, "step", y, [units], color=color or "0.6", ax=ax, lw=0.8, alpha=0.6)
     else:
         sns.lineplot(data=frame, x="step", y=y, hue=hue, units=units, color=color, estimator=None, lw=0.8,
                      alpha=0.6, ax=ax)

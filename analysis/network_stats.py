@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import networkx as nx
 import numpy as np
@@ -49,9 +50,12 @@ def group_labels(g: nx.DiGraph, groups: Sequence[int] | None = None) -> np.ndarr
 def weights(g: nx.DiGraph) -> sp.csr_array:
     """Edge weights as a sparse ``(n, n)`` matrix, self-loops included: ``a[u, v]`` = weight of u → v
     (default 1), nodes ``0..n-1``."""
-    n = g.number_of_nodes()
-    edges = np.array(list(g.edges(data="weight", default=1.0)), dtype=np.float64).reshape(-1, 3)
-    return sp.csr_array((edges[:, 2], (edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64))), shape=(n, n))
+    n, m = g.number_of_nodes(), g.number_of_edges()
+    rows = list(g.adjacency())  # (u, {v: attributes}): read straight from the adjacency (millions of edges)
+    source = np.fromiter(chain.from_iterable(repeat(u, len(nbrs)) for u, nbrs in rows), np.int64, count=m)
+    reader = np.fromiter(chain.from_iterable(nbrs for _, nbrs in rows), np.int64, count=m)
+    weight = np.fromiter((d.get("weight", 1.0) for _, nbrs in rows for d in nbrs.values()), np.float64, count=m)
+    return sp.csr_array((weight, (source, reader)), shape=(n, n))
 
 
 def without_self_loops(a: sp.csr_array, binary: bool = False) -> sp.csr_array:

@@ -80,6 +80,8 @@ def build_edges(spec: NetworkSpec, n: int, seed: int, groups: list[int] | None =
     if isinstance(spec, CompleteNet):  # every ordered pair, built as arrays (the graph is dense)
         source, reader = np.divmod(np.arange(n * n, dtype=np.int64), n)
         weight = np.ones(n * n)
+    elif isinstance(spec, EdgeListNet):
+        source, reader, weight = read_edges(Path(spec.path), n)
     else:
         g = _build(spec, n, seed, groups)
         g = g if g.is_directed() else g.to_directed()
@@ -119,18 +121,29 @@ def _build(spec: NetworkSpec, n: int, seed: int, groups: list[int] | None) -> nx
             sizes = list(groups or [n])
             probs = [[p_in if i == j else p_out for j in range(len(sizes))] for i in range(len(sizes))]
             return nx.Graph(nx.stochastic_block_model(sizes, probs, seed=seed))
-        case EdgeListNet(path=path):
-            return read_edge_list(Path(path), n)
     raise NetworkError(f"network.kind: unknown kind {spec.kind!r}")  # pragma: no cover - schema forbids it
 
 
 def read_edge_list(path: Path, n: int) -> nx.DiGraph:
-    """Read ``u v [weight]`` lines (``#`` comments allowed); nodes must be developer indices below ``n`` and
-    a weight a finite number above 0. The file must be UTF-8 text."""
+    """The graph of an edge list file (see :func:`read_edges`), nodes ``0..n-1``."""
+    source, reader, weight = read_edges(path, n)
+    return Edges(n, source, reader, weight, np.zeros(n, dtype=int)).graph()
+
+
+def read_edges(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read ``u v [weight]`` lines (``#`` comments allowed) as ``(source, reader, weight)`` arrays; nodes must
+    be developer indices below ``n`` and a weight a finite number above 0 (default 1); of repeated edges the
+    last line counts. The file must be UTF-8 text.
+
+    A plain file (single spaces, comments only at the top, as :func:`write_edge_list` writes) is read by
+    Arrow's CSV reader, millions of lines a second; anything else, or anything wrong, line by line, so an
+    error names its line."""
     where = f"network.path: {path.name}"
     text = read_utf8(path, where, "an edge list is lines of 'u v [weight]'", NetworkError)
-    g = nx.DiGraph()
-    g.add_nodes_from(range(n))
+    columns = _plain_columns(text, n)
+    if columns is not None:
+        return columns
+    edges: dict[tuple[int, int], float] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split("#", 1)[0].split()
         if not fields:
@@ -147,8 +160,40 @@ def read_edge_list(path: Path, n: int) -> nx.DiGraph:
             raise NetworkError(f"{where} line {lineno}: nodes must be 0..{n - 1}, got {u} {v}")
         if not (math.isfinite(weight) and weight > 0):  # NaN > 0 is False too
             raise NetworkError(f"{where} line {lineno}: weight must be a finite number > 0, got {fields[2]}")
-        g.add_edge(u, v, weight=weight)
-    return g
+        edges[u, v] = weight  # the last line of a repeated edge counts
+    pairs = np.array(list(edges), dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1], np.fromiter(edges.values(), dtype=np.float64, count=len(edges))
+
+
+def _plain_columns(text: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The columns of a plain edge list, all valid, or None (then the line-by-line reader decides)."""
+    start = 0
+    while text.startswith("#", start) or text.startswith("\n", start):  # leading comment lines
+        end = text.find("\n", start)
+        start = len(text) if end < 0 else end + 1
+    body = text[start:]
+    first = body.split("\n", 1)[0]
+    if "#" in body or "\r" in body or not first or len(first.split(" ")) not in (2, 3):
+        return None
+    names = ["u", "v", "weight"][: len(first.split(" "))]
+    types = {"u": pa.int64(), "v": pa.int64(), "weight": pa.float64()}
+    try:
+        table = pacsv.read_csv(pa.py_buffer(body.encode()), pacsv.ReadOptions(column_names=names),
+                               pacsv.ParseOptions(delimiter=" "),
+                               pacsv.ConvertOptions(column_types={k: types[k] for k in names}))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    u, v = table["u"].to_numpy(), table["v"].to_numpy()
+    w = table["weight"].to_numpy() if "weight" in names else np.ones(len(u))
+    if table.column("u").null_count or table.column("v").null_count or (len(names) > 2 and
+                                                                           table.column("weight").null_count):
+        return None
+    if not (((u >= 0) & (u < n) & (v >= 0) & (v < n)).all() and (np.isfinite(w) & (w > 0)).all()):
+        return None
+    key = u * n + v
+    if len(np.unique(key)) < len(key):  # repeated edges: the line-by-line reader keeps the last of each
+        return None
+    return u.astype(np.int64), v.astype(np.int64), w.astype(np.float64)
 
 
 def reading_matrix(g: nx.DiGraph) -> np.ndarray:

@@ -4,7 +4,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from ecosystem.network import NetworkError, build_network, read_edge_list, reading_matrix, write_edge_list
+from ecosystem.network import NetworkError, build_network, read_edge_list, read_edges, reading_matrix, write_edge_list
 from ecosystem.scenario import validate_scenario
 
 
@@ -84,3 +84,32 @@ def test_edge_list_self_loops_keep_their_weights(tmp_path):
     np.testing.assert_allclose(w, [[0.75, 0.25], [0.25, 0.75]])
     w = reading_matrix(net({"kind": "edge_list", "path": str(path), "self_loops": False}, n=2))
     np.testing.assert_allclose(w, [[0, 1], [1, 0]])
+
+
+def test_plain_and_commented_edge_lists_read_alike(tmp_path):
+    """A plain file (as ``write_edge_list`` writes it) goes through Arrow's reader, a commented one line by
+    line; both give the same edges, weights exactly, the last of a repeated edge winning, and errors name
+    their line either way."""
+    rng = np.random.default_rng(0)
+    g = nx.gnp_random_graph(40, 0.3, seed=1, directed=True)
+    for u, v in g.edges:
+        g[u][v]["weight"] = float(rng.random() + 1e-3)
+    plain = tmp_path / "plain.txt"
+    write_edge_list(g, plain)
+    commented = tmp_path / "commented.txt"
+    commented.write_text(plain.read_text().replace("\n", "  # a note\n", 3))
+    for path in (plain, commented):
+        assert sorted(read_edge_list(path, 40).edges(data="weight")) == sorted(g.edges(data="weight"))
+    a, b = read_edges(plain, 40), read_edges(commented, 40)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.sort(x), np.sort(y))
+    for text in ("0 1 0.5\n1 2\n0 1 2.0\n", "# head\n0 1 0.5\n1 2 1.0\n0 1 2.0\n"):  # a repeated edge
+        (tmp_path / "rep.txt").write_text(text)
+        assert dict(((u, v), w) for u, v, w in zip(*read_edges(tmp_path / "rep.txt", 3), strict=True)) == {
+            (0, 1): 2.0, (1, 2): 1.0}
+    (tmp_path / "bad.txt").write_text("# head\n0 1 1\n1 7 1\n")
+    with pytest.raises(NetworkError, match=r"line 3: nodes must be 0\.\.2, got 1 7"):
+        read_edges(tmp_path / "bad.txt", 3)
+    (tmp_path / "nan.txt").write_text("0 1 1\n1 2 nan\n")
+    with pytest.raises(NetworkError, match="line 2: weight must be a finite number > 0, got nan"):
+        read_edges(tmp_path / "nan.txt", 3)
