@@ -159,6 +159,9 @@ def load_run(path: Path) -> Run:
 # ── theory ────────────────────────────────────────────────────────────────────────────────────────────
 
 
+VU_MAX_SIZE = 1024  # K·D above which Vu et al.'s joint covariance recursion ((K·D)³ a generation) is not drawn
+
+
 def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
     """The closed-form expectation of a run's metric, where one exists: ``step`` and one metric column,
     with the curve's name in ``frame.attrs["label"]``; None otherwise.
@@ -171,7 +174,8 @@ def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
       variance higher, and the gap between the curves is the network's effect.
     - ``distance``: for a linear world meeting the assumptions of Vu et al. (2025, Thm 1), the expected
       squared parameter error E‖θ̂ − θ‖² from their recursion with the network's reading matrix W
-      (:func:`analysis.theory.vu_expected_distance`).
+      (:func:`analysis.theory.vu_expected_distance`); up to ``VU_MAX_SIZE`` developers × dimensions (above,
+      a frame without the curve whose ``attrs["skipped"]`` says why).
     """
     world, devs = scenario.get("world", {}), scenario.get("developers", {})
     steps = np.asarray(steps)
@@ -181,6 +185,12 @@ def theory_curve(scenario: dict, steps: np.ndarray) -> pd.DataFrame | None:
         resolved = validate_scenario({**scenario, "sweep": None})
         if not vu_applicable(resolved):
             return None
+        size = resolved.developers.count * resolved.world.dim
+        if size > VU_MAX_SIZE:  # the recursion's covariance is (K·D)², each generation (K·D)³ work
+            frame = pd.DataFrame({"step": steps})
+            frame.attrs["skipped"] = (f"The expected distance of Vu et al.'s Theorem 1 is not drawn: its covariance "
+                                      f"recursion over K·D = {size} parameters is drawn up to {VU_MAX_SIZE}.")
+            return frame
         expected = vu_expected_distance(resolved)
         frame = pd.DataFrame({"step": steps, "distance": expected[steps - 1]})
         frame.attrs["label"] = "Vu et al. Thm 1 (expected)"
@@ -355,10 +365,12 @@ def _run_report(path: Path, out: Path) -> Report:
         end = summary[communities].sort_values()
         findings.append("Final NLL by human community: "
                         + ", ".join(f"{c.removeprefix('nll_')} {_fmt(v)}" for c, v in end.items()) + " nats/item.")
-    if theory is not None and "variance" in run.model.columns:
+    if theory is not None and "variance" in theory.columns and "variance" in run.model.columns:
         findings.append(f"Model variance at generation {int(last['step'])}: "
                         f"{_fmt(run.model['variance'].iloc[-1])} simulated vs {_fmt(theory['variance'].iloc[-1])} "
                         "for one chain in closed form.")
+    if theory is not None and "skipped" in theory.attrs:
+        findings.append(theory.attrs["skipped"])
     findings.append(_centrality_finding(tables["centrality"], quality))
     findings.append("Network: " + ", ".join(f"{k} {_fmt(summary[k])}" for k in NETWORK_STATS) + ".")
     shown = [c for c in [*OUTCOMES, "time_to_consensus", *communities, *NETWORK_STATS]

@@ -112,41 +112,33 @@ def vu_moments(
     k_n = len(private)
     d = public[0].shape[1]
     a, b = (1 - alpha) * beta, (1 - alpha) * (1 - beta)
-    s_priv = [x.T @ x for x, _ in private]
-    r_priv = [x.T @ y for x, y in private]
+    s_priv = np.stack([x.T @ x for x, _ in private])  # (K, D, D)
+    r_priv = np.stack([x.T @ y for x, y in private])  # (K, D)
     s_pub, r_pub = public[0].T @ public[0], public[0].T @ public[1]
-    s_syn = [x.T @ x for x in designs]
+    s_syn = np.stack([x.T @ x for x in designs])  # (K, D, D)
     w = np.asarray(reading, dtype=float)
+    # Σ_j W_kj S_j (K, D, D) and Σ_j W_kj W_lj S_j (K, K, D, D): what each model's synthetic data weigh.
+    read = np.einsum("kj,jab->kab", w, s_syn)
+    shared = np.einsum("kj,lj,jab->klab", w, w, s_syn)
+
+    def blocks(x: np.ndarray) -> np.ndarray:  # (K, K, D, D) → (K·D, K·D)
+        return x.transpose(0, 2, 1, 3).reshape(k_n * d, k_n * d)
 
     means, covs = [], []
     mean = np.zeros((k_n, d))
     cov = np.zeros((k_n * d, k_n * d))
     for t in range(steps):
         synthetic = t > 0
-        g_inv = []
         a_t, b_t = (a, b) if synthetic else (beta, 1 - beta)
-        for k in range(k_n):
-            g = a_t * s_priv[k] + b_t * s_pub
-            if synthetic:
-                g = g + alpha * sum(w[k, j] * s_syn[j] for j in range(k_n))
-            g_inv.append(np.linalg.pinv(g, hermitian=True))
-        new_mean = np.empty_like(mean)
-        q = np.zeros((k_n * d, k_n * d))
-        for k in range(k_n):
-            rhs = a_t * r_priv[k] + b_t * r_pub
-            if synthetic:
-                rhs = rhs + alpha * sum(w[k, j] * s_syn[j] @ mean[j] for j in range(k_n))
-                for j in range(k_n):
-                    q[k * d : (k + 1) * d, j * d : (j + 1) * d] = alpha * w[k, j] * g_inv[k] @ s_syn[j]
-            new_mean[k] = g_inv[k] @ rhs
-        noise = np.zeros_like(cov)
+        g = a_t * s_priv + b_t * s_pub + (alpha * read if synthetic else 0.0)
+        g_inv = np.linalg.pinv(g, hermitian=True)  # (K, D, D)
+        rhs = a_t * r_priv + b_t * r_pub  # (K, D)
         if synthetic:
-            for k in range(k_n):
-                for m in range(k_n):
-                    shared = sum(w[k, j] * w[m, j] * s_syn[j] for j in range(k_n))
-                    noise[k * d : (k + 1) * d, m * d : (m + 1) * d] = alpha**2 * sigma**2 * g_inv[k] @ shared @ g_inv[m]
-        cov = q @ cov @ q.T + noise
-        mean = new_mean
+            rhs = rhs + alpha * np.einsum("kj,jab,jb->ka", w, s_syn, mean)
+            q = blocks(alpha * np.einsum("kj,kab,jbc->kjac", w, g_inv, s_syn))
+            noise = blocks(alpha**2 * sigma**2 * np.einsum("kab,klbc,ldc->klad", g_inv, shared, g_inv))
+            cov = q @ cov @ q.T + noise
+        mean = np.einsum("kab,kb->ka", g_inv, rhs)
         means.append(mean.copy())
         covs.append(cov.copy())
     return np.stack(means), np.stack(covs)
