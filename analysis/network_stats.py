@@ -20,14 +20,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ecosystem.network import reading_matrix
+from ecosystem.network import Edges, reading_matrix
 
 SAMPLE_ABOVE = 4096  # developers above which paths and betweenness come from sampled sources
 SAMPLED_SOURCES = 1024  # sources sampled then (networkx's k)
@@ -50,12 +49,8 @@ def group_labels(g: nx.DiGraph, groups: Sequence[int] | None = None) -> np.ndarr
 def weights(g: nx.DiGraph) -> sp.csr_array:
     """Edge weights as a sparse ``(n, n)`` matrix, self-loops included: ``a[u, v]`` = weight of u → v
     (default 1), nodes ``0..n-1``."""
-    n, m = g.number_of_nodes(), g.number_of_edges()
-    rows = list(g.adjacency())  # (u, {v: attributes}): read straight from the adjacency (millions of edges)
-    source = np.fromiter(chain.from_iterable(repeat(u, len(nbrs)) for u, nbrs in rows), np.int64, count=m)
-    reader = np.fromiter(chain.from_iterable(nbrs for _, nbrs in rows), np.int64, count=m)
-    weight = np.fromiter((d.get("weight", 1.0) for _, nbrs in rows for d in nbrs.values()), np.float64, count=m)
-    return sp.csr_array((weight, (source, reader)), shape=(n, n))
+    e = Edges.from_graph(g)
+    return sp.csr_array((e.weight, (e.source, e.reader)), shape=(e.n, e.n))
 
 
 def without_self_loops(a: sp.csr_array, binary: bool = False) -> sp.csr_array:
