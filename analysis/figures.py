@@ -130,12 +130,18 @@ def facets(blocks: int, n: int, cols: int = 6, size: tuple[float, float] = (3.0,
 
 
 def unit_lines(frame: pd.DataFrame, x: str, y: str, units: Sequence[str], color: str = "0.6", ax: Axes | None = None,
-               lw: float = 0.6, alpha: float = 0.5) -> Axes:
-    """One thin line per unit (e.g. per run × developer), drawn as one collection (fast with many units)."""
+               lw: float = 0.6, alpha: float = 0.5, hue: str | None = None, palette: Mapping | None = None) -> Axes:
+    """One thin line per unit (e.g. per run × developer), drawn as one collection (fast with many units); with
+    ``hue``, each line in ``palette[its hue]`` and one legend entry per hue level."""
     ax = _axes(ax)
-    parts = [g[[x, y]].dropna().sort_values(x).to_numpy(float) for _, g in frame.groupby(list(units), sort=False)]
-    parts = [p for p in parts if len(p)]
-    ax.add_collection(LineCollection(parts, colors=color, linewidths=lw, alpha=alpha, zorder=1))
+    groups = [g for _, g in frame.groupby(list(units), sort=False)]
+    parts = [g[[x, y]].dropna().sort_values(x).to_numpy(float) for g in groups]
+    colours = [palette[g[hue].iloc[0]] for g in groups] if hue else [color] * len(groups)
+    kept = [k for k, p in enumerate(parts) if len(p)]
+    ax.add_collection(LineCollection([parts[k] for k in kept], colors=[colours[k] for k in kept], linewidths=lw,
+                                     alpha=alpha, zorder=1))
+    for level, colour in (palette.items() if hue else ()):
+        ax.plot([], [], color=colour, lw=lw, label=str(level))
     ax.autoscale_view()
     return ax
 
