@@ -137,14 +137,28 @@ def test_fused_head_loss_matches_autograd_even_where_softmax_underflows(chunk: i
 
 
 def test_attention_in_pieces_matches_one_call(monkeypatch) -> None:
-    g = gen()
-    q, k, v = (torch.randn(7, 2, 5, 4, generator=g) for _ in range(3))
-    whole = transformer._attention(q, k, v, causal=True)
+    qkv = torch.randn(7, 1, 5, 3 * 8, generator=gen())  # 7 sequences, 2 heads of 4
+    whole = transformer._attention(qkv, heads=2)
     monkeypatch.setattr(transformer, "ATTENTION_BATCH", 3)  # pieces of 3, 3 and 1 sequences
     sdpa, pieces = transformer.F.scaled_dot_product_attention, []
     monkeypatch.setattr(transformer.F, "scaled_dot_product_attention", lambda q, *a, **kw: pieces.append(len(q))
                         or sdpa(q, *a, **kw))
-    assert torch.allclose(transformer._attention(q, k, v, causal=True), whole, atol=1e-6) and pieces == [3, 3, 1]
+    assert torch.allclose(transformer._attention(qkv, heads=2), whole, atol=1e-6) and pieces == [3, 3, 1]
+
+
+def test_evaluation_attention_on_the_cpu_is_causal_sdpa_of_each_head(monkeypatch) -> None:
+    """Without gradients the CPU path reads each head in place and writes the scores out with matmuls; SDPA
+    on the heads split as in GPT-2 is the reference, and the matmul path must not call it."""
+    n, b, s, heads, hs = 3, 2, 9, 2, 8
+    qkv = torch.randn(n, b, s, 3 * heads * hs, generator=gen())
+    q, k, v = (z.reshape(n * b, s, heads, hs).transpose(1, 2) for z in qkv.split(heads * hs, dim=-1))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    want, unmasked = (sdpa(q, k, v, is_causal=causal).transpose(1, 2).reshape(n, b, s, heads * hs)
+                      for causal in (True, False))
+    monkeypatch.setattr(transformer.F, "scaled_dot_product_attention", None)
+    with torch.no_grad():
+        got = transformer._attention(qkv, heads)
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, unmasked, atol=1e-2)
 
 
 def test_residual_stream_stays_float32_under_autocast() -> None:

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ecosystem.families.tokens import chunk_elements, force_prompt, pair_jsd, sample_next, shift_right, uniforms
+from ecosystem.families.tokens import (
+    cache_elements,
+    chunk_elements,
+    force_prompt,
+    pair_jsd,
+    sample_next,
+    shift_right,
+    uniforms,
+)
 from ecosystem.scenario import NgramFamilySpec, TrainSpec
 from ecosystem.worlds.base import World
 
@@ -135,7 +143,7 @@ class NgramFamily:
         n = state.logp.shape[0]
         ctx, count = self.contexts(probe).flatten().unique(return_counts=True)  # (U,), (U,)
         probs = state.logp.view(n, self.n_contexts, self.vocab_size)[:, ctx].exp()  # (N, U, V)
-        return pair_jsd(probs, count.to(probs.dtype) / count.sum(), i, j, self.chunk)
+        return pair_jsd(probs, count.to(probs.dtype) / count.sum(), i, j, cache_elements(self.device))
 
     def sample(
         self,

@@ -19,6 +19,13 @@ def chunk_elements(device: torch.device) -> int:
     return 1 << 22 if device.type == "cpu" else 1 << 28
 
 
+def cache_elements(device: torch.device) -> int:
+    """Elements of a temporary that should stay in the cores' caches while a few passes go over it: 1 MiB
+    of float32 on CPU (the pairwise JSD of 256 transformers took 0.34 s in such pieces and 0.55 s in
+    16 MiB ones, which every pass streams from memory); on a GPU, :func:`chunk_elements`."""
+    return 1 << 18 if device.type == "cpu" else chunk_elements(device)
+
+
 def shift_right(tokens: torch.Tensor, bos: int, by: int = 1) -> torch.Tensor:
     """The token ``by`` positions before each position, BOS where there is none: ``(..., T) -> (..., T)``."""
     pad = torch.full((*tokens.shape[:-1], by), bos, dtype=tokens.dtype, device=tokens.device)
@@ -38,18 +45,19 @@ def sample_next(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p
     smallest set of most likely tokens whose mass reaches ``top_p``, and renormalized (Holtzman et al.,
     "The curious case of neural text degeneration", ICLR 2020). The token is the inverse CDF at ``u``.
     """
-    probs = torch.softmax(logits / temperature, dim=-1)  # (..., V)
+    probs = torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)  # (..., V)
     order = None
     if top_p < 1.0:
         probs, order = probs.sort(dim=-1, descending=True)
         before = probs.cumsum(-1) - probs  # mass of the strictly more likely tokens
         probs = probs.masked_fill(before >= top_p, 0.0)
     cdf = probs.cumsum(-1)  # (..., V)
-    token = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True)  # (..., 1)
-    # u·total can round up to the total; never step past the last token with positive probability.
-    ids = torch.arange(probs.shape[-1], device=probs.device)
-    last = torch.where(probs > 0, ids, 0).amax(-1, keepdim=True)  # (..., 1)
-    token = torch.minimum(token, last)
+    total = cdf[..., -1:]
+    # The first token whose cdf exceeds u·total, and the first whose cdf reaches the total (the last that
+    # adds to it): u·total can round up to the total, when the first search runs past the end. Neither
+    # search stops on a token of zero probability (its cdf equals the one before).
+    below = torch.nextafter(total, torch.zeros_like(total))
+    token = torch.searchsorted(cdf, torch.cat([u.unsqueeze(-1) * total, below], -1), right=True).amin(-1, keepdim=True)
     if order is not None:
         token = order.gather(-1, token)
     return token.squeeze(-1)
