@@ -77,7 +77,8 @@ class Measurement:
         self.heldout = world.heldout()
         self.i, self.j = pairs(n, spec.pair_count(n), spec.pairwise, rng)
         self._i, self._j = (torch.as_tensor(x, device=world.device) for x in (self.i, self.j))
-        self.probe = probe(self.heldout.items, spec.probes) if family.probe_limited else self.heldout.items
+        every = torch.arange(len(self.heldout.items), device=world.device)
+        self.probe = probe_rows(every, spec.probes) if family.probe_limited else every  # rows of the held-out set
 
     def names(self) -> list[str]:
         """Per-developer metric names, in column order."""
@@ -93,12 +94,18 @@ class Measurement:
             names += list(self.world.sample_metrics)
         return names
 
-    def per_developer(self, state: object, samples: torch.Tensor, facts: Facts) -> dict[str, torch.Tensor]:
-        """This generation's per-developer metrics ``{name: (N,)}`` (see :meth:`names`)."""
+    def measure(self, state: object, samples: torch.Tensor, facts: Facts) -> tuple[dict[str, torch.Tensor],
+                                                                                    np.ndarray | None]:
+        """This generation's per-developer metrics ``{name: (N,)}`` (see :meth:`names`) and the divergence
+        of each compared pair ``(P,)`` (None when none are compared). The held-out set is read once for both
+        (``Family.heldout_measures``)."""
         groups, out = self.spec.measure, {}
+        compared = self.spec.pairwise != "none" and len(self.i) > 0
+        logp, divergence = self.family.heldout_measures(state, self.heldout.items, self.n, "quality" in groups,
+                                                        self.probe if compared else None, self._i, self._j)
         nll = torch.full((self.n,), math.nan, dtype=torch.float64, device=samples.device)
-        if "quality" in groups:
-            out = quality(self.family, state, self.n, self.heldout, self.communities, self.world.n_concepts)
+        if logp is not None:
+            out = quality(logp, self.heldout, self.communities, self.world.n_concepts)
             nll = out["nll"]
         if "distance" in groups:
             out["distance"] = self.family.distance(state, self.world)
@@ -108,7 +115,7 @@ class Measurement:
         if "samples" in groups:
             written = self.written(samples)
             out |= {name: SAMPLE_METRICS[name](self, written, facts, nll) for name in self.world.sample_metrics}
-        return out
+        return out, (divergence.double().cpu().numpy() if divergence is not None else None)
 
     def written(self, samples: torch.Tensor) -> torch.Tensor:
         """What the models wrote of ``samples (N, K, T)``: the positions after the prompt ``(N, K, T − k)``;
@@ -124,19 +131,12 @@ class Measurement:
             written = written.masked_fill(ended, pad)
         return written
 
-    def divergence(self, state: object) -> np.ndarray | None:
-        """This generation's divergence of each compared pair ``(P,)``, or None when none are compared."""
-        if self.spec.pairwise == "none" or len(self.i) == 0:
-            return None
-        return self.family.divergence(state, self.probe, self._i, self._j).double().cpu().numpy()
 
-
-def quality(family: Family, state: object, n: int, heldout: Batch, communities: list[str],
-            n_concepts: int) -> dict[str, torch.Tensor]:
-    """Held-out NLL (nats per item) of every developer's model ``{name: (N,)}``: overall (``nll``), per
-    human community (``nll_<name>``) and per concept (``nll_concept_<k>``); NaN where the held-out set has
-    no item of a community or concept."""
-    logp = family.log_prob(state, heldout.items.expand(n, *heldout.items.shape)).double()  # (N, H)
+def quality(logp: torch.Tensor, heldout: Batch, communities: list[str], n_concepts: int) -> dict[str, torch.Tensor]:
+    """Held-out NLL (nats per item) of every developer's model ``{name: (N,)}`` from the log-probabilities of
+    the held-out items ``logp (N, H)``: overall (``nll``), per human community (``nll_<name>``) and per concept
+    (``nll_concept_<k>``); NaN where the held-out set has no item of a community or concept."""
+    logp = logp.double()
     out = {"nll": -logp.mean(1)}
     for label, column, names in (("", heldout.communities, communities),
                                  ("concept_", heldout.concepts, [str(c) for c in range(n_concepts)])):
@@ -163,9 +163,9 @@ def pairs(n: int, count: int, mode: str, rng: np.random.Generator) -> tuple[np.n
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def probe(items: torch.Tensor, size: int) -> torch.Tensor:
-    """At most ``size`` held-out items, evenly spaced so that every community is represented."""
-    if len(items) <= size:
-        return items
+def probe_rows(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """At most ``size`` of the held-out ``rows``, evenly spaced so that every community is represented."""
+    if len(rows) <= size:
+        return rows
     # Integer arithmetic: a float32 linspace truncates (row 340 for 341 of 1024), and differently by device.
-    return items[torch.arange(size, device=items.device) * (len(items) - 1) // max(size - 1, 1)]
+    return rows[torch.arange(size, device=rows.device) * (len(rows) - 1) // max(size - 1, 1)]

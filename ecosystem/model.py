@@ -211,9 +211,8 @@ class EcosystemModel(mesa.Model):
         values: dict[str, np.ndarray] = {}
         divergence = None
         if self.scenario.metrics.measured(t, self.scenario.steps):
-            per_dev = self.measurement.per_developer(self.state, samples, facts)
+            per_dev, divergence = self.measurement.measure(self.state, samples, facts)
             values = {name: v.double().cpu().numpy() for name, v in per_dev.items()}
-            divergence = self.measurement.divergence(self.state)
             if divergence is not None:
                 self.divergence_history.append((t, divergence.astype(np.float32)))
         values = {name: values.get(name, np.full(n, math.nan)) for name in self.measurement.names()} | stats

@@ -268,3 +268,55 @@ def test_cuda_matches_cpu_and_the_reference() -> None:
     assert all(torch.allclose(v, ref[0][k], atol=1e-4) for k, v in per_model(state)[0].items())
     samples = batched.sample(state, 7, torch.Generator(cuda).manual_seed(3))
     assert torch.equal(samples, gpt.sample(config, per_model(state), 7, torch.Generator(cuda).manual_seed(3)))
+
+
+def _plain_jsd(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Mean over positions of JSD(p, q) in float64 from its definition, for ``(M, V)`` distributions."""
+    p, q = p.double(), q.double()
+    m = (p + q) / 2
+    kl = lambda a: (torch.special.xlogy(a, a) - torch.special.xlogy(a, m)).sum(-1)  # noqa: E731
+    return ((kl(p) + kl(q)) / 2).mean()
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_one_heldout_pass_gives_the_references_log_probs_and_divergences(chunk) -> None:
+    """Quality and divergence from one pass over the held-out set equal the reference GPT's log-probabilities
+    and the JSD of its next-token distributions on the probe rows, for every pair and for sampled pairs, with
+    the quality pass off, and in the smallest pieces (one probe sequence, one developer at a time)."""
+    batched = family()
+    items, weights = data(5)
+    state = batched.fit(batched.init(5, gen()), items, weights, gen(2))
+    if chunk is not None:
+        batched.chunk, batched.eval_block = chunk, 2
+    models, config = per_model(state), reference(batched)
+    refs = [gpt.GPT.from_weights(config, w) for w in models]
+    heldout = items[0, :9]  # (H, T)
+    probe = torch.tensor([1, 4, 8])
+    want_logp = torch.stack([r.log_prob(heldout) for r in refs])  # (N, H)
+    with torch.no_grad():
+        probs = [torch.softmax(r(r.inputs(heldout[probe])), -1).flatten(0, 1) for r in refs]  # (P·T, V) each
+    for i, j in (torch.triu_indices(5, 5, 1), (torch.tensor([3, 0]), torch.tensor([4, 2]))):
+        want = torch.stack([_plain_jsd(probs[a], probs[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)])
+        logp, div = batched.heldout_measures(state, heldout, 5, True, probe, i, j)
+        assert torch.allclose(logp, want_logp, atol=1e-5)
+        assert torch.allclose(div.double(), want, atol=1e-6) and (want > 1e-4).all()  # the pairs do differ
+        none, alone = batched.heldout_measures(state, heldout, 5, False, probe, i, j)
+        assert none is None and torch.allclose(alone, div, atol=1e-7)
+    only, nothing = batched.heldout_measures(state, heldout, 5, True, None, i, j)
+    assert nothing is None and torch.allclose(only, want_logp, atol=1e-5)
+
+
+def test_the_heldout_pass_reads_each_sequence_once_per_developer(monkeypatch) -> None:
+    batched = family()
+    state = batched.init(5, gen())
+    heldout, probe = data(2)[0][0, :9], torch.tensor([0, 3, 6])
+    read = []
+    real = transformer.forward
+    monkeypatch.setattr(transformer, "forward", lambda p, x, *a, **kw: read.append(x.shape[0] * x.shape[1])
+                        or real(p, x, *a, **kw))
+    i, j = torch.triu_indices(5, 5, 1)
+    batched.heldout_measures(state, heldout, 5, True, probe, i, j)
+    assert sum(read) == 5 * 9  # quality and divergence from the same logits
+    read.clear()
+    batched.heldout_measures(state, heldout, 5, False, probe, torch.tensor([0]), torch.tensor([2]))
+    assert sum(read) == 2 * 3  # divergence alone: the probe rows, by the two developers compared

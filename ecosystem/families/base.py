@@ -79,3 +79,35 @@ class Family(Protocol):
         ``probe (H, *item)`` is a fixed set of human items where a family needs one (next-token
         distributions of language models, predictions of regressions); Gaussians compare parameters.
         """
+
+    def heldout_measures(
+        self,
+        state: Any,
+        heldout: torch.Tensor,
+        n: int,
+        quality: bool,
+        probe: torch.Tensor | None,
+        i: torch.Tensor,
+        j: torch.Tensor,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """What measurement reads off the held-out items ``heldout (H, *item)``, asked at once so that a
+        family can read them once: the log-probability of every item under each of the ``n`` developers'
+        models ``(N, H)`` when ``quality``, and the ``divergence`` of each pair ``(i[p], j[p])`` on the items
+        ``heldout[probe]`` ``(P,)`` when ``probe`` (row indices) is given; None for what is not asked.
+        Families whose two measures share nothing answer with :func:`separately`.
+        """
+
+
+def separately(
+    family: Family,
+    state: Any,
+    heldout: torch.Tensor,
+    n: int,
+    quality: bool,
+    probe: torch.Tensor | None,
+    i: torch.Tensor,
+    j: torch.Tensor,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``Family.heldout_measures`` as ``log_prob`` and ``divergence``, one after the other."""
+    logp = family.log_prob(state, heldout.expand(n, *heldout.shape)) if quality else None
+    return logp, (family.divergence(state, heldout[probe], i, j) if probe is not None else None)

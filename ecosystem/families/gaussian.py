@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.scenario import GaussianFamilySpec
 from ecosystem.worlds.gaussian import GaussianWorld
 
@@ -118,6 +119,8 @@ class GaussianFamily:
         ‖μ̂ − μ‖² and the log-determinant ratio log det Σ̂ − log det Σ ``(N,)`` (−∞ for a collapsed model),
         the quantities Kazdan et al. (2024, "Collapse or Thrive?") track for d > 1."""
         return moment_truth(state.mean, state.cov, world)
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: GaussianState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Squared 2-Wasserstein distance between developers ``i`` and ``j`` of each pair ``(P,)``: in closed

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.families.gaussian import covariance_factor, sqrtm_psd, w2_squared
 from ecosystem.scenario import GmmFamilySpec
 from ecosystem.worlds.gaussian import GaussianWorld
@@ -101,6 +102,8 @@ class GmmFamily:
         heavy = state.weights[:, :, None] >= self.spec.coverage_weight
         covered = ((gap <= self.spec.coverage_distance) & heavy).any(1).double()  # (N, C)
         return {"concepts_covered": covered.mean(1)} | {f"covered_{c}": covered[:, c] for c in range(self.n_concepts)}
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: GmmState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """W2² between the moment-matched Gaussians of developers ``i`` and ``j`` of each pair ``(P,)`` (the

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.families.gaussian import moment_truth, w2_to_truth
 from ecosystem.scenario import KDE_BLOCK, KdeFamilySpec
 from ecosystem.worlds.gaussian import GaussianWorld
@@ -144,6 +145,8 @@ class KdeFamily:
         """‖μ̂ − μ‖² and log det Σ̂ − log det Σ of each KDE's moments against the human mixture's (Kazdan et
         al. 2024's quantities, as the Gaussian family reports them)."""
         return moment_truth(*moments(state), world)
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: KdeState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Symmetric KL (Jeffreys) divergence KL(p_i‖p_j) + KL(p_j‖p_i) of each pair ``(P,)``, by Monte Carlo.

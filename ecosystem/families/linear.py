@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.scenario import LinearFamilySpec
 from ecosystem.worlds.linear import LinearWorld
 
@@ -87,6 +88,8 @@ class LinearFamily:
     def distance(self, state: LinearState, world: LinearWorld) -> torch.Tensor:
         """Squared parameter error ‖θ̂ − θ‖² ``(N,)``."""
         return ((state.theta - world.theta) ** 2).sum(1)
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: LinearState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Mean squared difference of two developers' predictions xᵀθ on the probe features ``(P,)``."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.scenario import LogisticFamilySpec
 from ecosystem.worlds.labels import LabelsWorld
 
@@ -109,6 +110,8 @@ class LogisticFamily:
         included)."""
         held = world.heldout().items
         return {"label_error": error_rate(self.logits(state, _heldout_x(world, state)), held[:, -1].round().long())}
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: LogisticState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Symmetric KL between two developers' label distributions, averaged over the probe features ``(P,)``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ecosystem.families.base import separately
 from ecosystem.families.tokens import (
     cache_elements,
     chunk_elements,
@@ -133,6 +134,8 @@ class NgramFamily:
         """Exact KL(true ‖ model) per developer where the world can give it (``topic_markov``), else NaN."""
         kl = world.kl_ngram(state.logp)
         return kl if kl is not None else torch.full((state.logp.shape[0],), math.nan, device=state.logp.device)
+
+    heldout_measures = separately  # log-probabilities and divergences share nothing
 
     def divergence(self, state: NgramState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Mean over the positions of ``probe (P, T)`` of the JSD of next-token distributions, per pair ``(P,)``.

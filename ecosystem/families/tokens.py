@@ -87,7 +87,7 @@ def pair_jsd(probs: torch.Tensor, weights: torch.Tensor, i: torch.Tensor, j: tor
     step = max(1, chunk // (m * v))
     for p0 in range(0, len(i), step):
         a, b = i[p0 : p0 + step], j[p0 : p0 + step]
-        s = probs[a] + probs[b]  # (c, M, V)
+        s = probs.index_select(0, a) + probs.index_select(0, b)  # (c, M, V)
         # s log s with 0 log 0 = 0: clamping zeros to a tiny value changes nothing else in float32
         slogs = torch.linalg.vecdot(s, s.clamp_min(1e-30).log_())  # (c, M)
         out[p0 : p0 + step] = (math.log(2) + (plogp[a] + plogp[b] - slogs) / 2) @ weights

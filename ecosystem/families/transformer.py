@@ -545,17 +545,79 @@ class TransformerFamily:
     def divergence(
         self, state: TransformerState, probe: torch.Tensor, i: torch.Tensor, j: torch.Tensor
     ) -> torch.Tensor:
-        """Mean over the positions of ``probe (P, T)`` of the JSD of next-token distributions, per pair ``(P,)``,
-        a chunk of probe sequences at a time so that memory stays bounded for any N. Only the developers
-        in some pair are evaluated."""
-        involved, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)  # sampled pairs: fewer models
-        a, b = inverse[: len(i)], inverse[len(i) :]
-        sub = state.select(involved) if len(involved) < state.n else state
-        p_len, t_len = probe.shape
-        chunk = max(1, self.chunk // (sub.n * t_len * self.vocab_size))
-        out = torch.zeros(len(i), device=probe.device)
-        for b0, b1 in _spans(p_len, chunk):
-            probs = self.next_token_probs(sub, probe[b0:b1]).flatten(1, 2)  # (n, b·T, V)
-            weights = torch.full(probs.shape[1:2], 1.0 / (p_len * t_len), device=probe.device)
-            out += pair_jsd(probs, weights, a, b, cache_elements(self.device))
-        return out
+        """Mean over the positions of ``probe (P, T)`` of the JSD of next-token distributions, per pair ``(P,)``
+        (:meth:`heldout_measures` without the log-probabilities)."""
+        every = torch.arange(len(probe), device=probe.device)
+        return self.heldout_measures(state, probe, state.n, False, every, i, j)[1]
+
+    @torch.no_grad()
+    def heldout_measures(
+        self,
+        state: TransformerState,
+        heldout: torch.Tensor,
+        n: int,
+        quality: bool,
+        probe: torch.Tensor | None,
+        i: torch.Tensor,
+        j: torch.Tensor,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One pass of every developer's model over the held-out sequences ``heldout (H, T)`` for what is asked
+        (see ``Family.heldout_measures``): the log-probability of each sequence ``(N, H)`` when ``quality``, and
+        the mean over the positions of the sequences ``heldout[probe]`` of the JSD of the next-token
+        distributions of ``i[p]`` and ``j[p]`` ``(P,)``, both from the same logits.
+
+        The held-out sequences go in pieces holding a bounded number of probe sequences, whose distributions
+        under every developer in some pair stay within a chunk, so memory is bounded for any N; each piece's
+        pairs are compared (:func:`pair_jsd`) once all developers have read it. Without ``quality`` only the
+        probe sequences are read, and only by the developers in some pair.
+        """
+        dev, v = heldout.device, self.vocab_size
+        t_len = heldout.shape[1]
+        if not quality and probe is None:
+            return None, None
+        rows = torch.arange(len(heldout), device=dev)  # the held-out rows read
+        involved = torch.empty(0, dtype=torch.long, device=dev)
+        if probe is not None:
+            involved, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+            a, b = inverse[: len(i)], inverse[len(i) :]
+            if not quality:  # only the probe, and with sampled pairs only their developers
+                rows = probe
+                if len(involved) < n:
+                    state, n, involved = state.select(involved), len(involved), torch.arange(len(involved), device=dev)
+        member = torch.full((n,), -1, dtype=torch.long, device=dev)  # each developer's row among the involved
+        member[involved] = torch.arange(len(involved), device=dev)
+        in_probe = torch.zeros(len(heldout), dtype=torch.long, device=dev)
+        if probe is not None:
+            in_probe[probe] = 1
+        logp = torch.empty((n, len(heldout)), device=dev) if quality else None
+        out = torch.zeros(len(i), device=dev) if probe is not None else None
+        per_piece = max(1, self.chunk // (max(1, len(involved)) * t_len * v))  # probe sequences per piece
+        is_probe = in_probe[rows]
+        before = is_probe.cumsum(0) - is_probe  # probe sequences before each row
+        for part in rows.split(torch.unique_consecutive(before // per_piece, return_counts=True)[1].tolist()):
+            place = in_probe[part].cumsum(0) - 1  # a probe row's place among the piece's probe sequences
+            k = int(in_probe[part].sum())
+            probs = torch.empty((len(involved), k, t_len, v), device=dev)
+            for n0, n1 in _spans(n, self.eval_block):
+                reads = member[n0:n1] >= 0  # the block's developers in some pair
+                if not quality and not bool(reads.any()):
+                    continue
+                p = state.select(slice(n0, n1))
+                for b0, b1 in _spans(len(part), self._item_chunk(n1 - n0)):
+                    sub = part[b0:b1]
+                    x = heldout[sub].expand(n1 - n0, -1, -1)  # (nb, b, T)
+                    with _autocast(dev, self.compute_dtype):
+                        logits = forward(p, shift_right(x, v), self.spec.heads)
+                    logq = torch.log_softmax(logits.float(), dim=-1)  # (nb, b, T, V)
+                    if logp is not None:
+                        logp[n0:n1, sub] = logq.gather(-1, x[..., None]).sum((-2, -1))
+                    keep = in_probe[sub] == 1
+                    if k and bool(keep.any()):
+                        chosen, into = logq[:, keep], member[n0:n1]  # (nb, k', T, V): the probe rows only
+                        if not bool(reads.all()):
+                            chosen, into = chosen[reads], into[reads]
+                        probs[into[:, None], place[b0:b1][keep]] = chosen.exp()
+            if k:
+                weights = torch.full((k * t_len,), 1.0 / (len(probe) * t_len), device=dev)
+                out += pair_jsd(probs.flatten(1, 2), weights, a, b, cache_elements(self.device))
+        return logp, out
