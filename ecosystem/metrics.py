@@ -11,6 +11,8 @@ Briesch et al. 2023, unique fraction, concept coverage; with ``publish.prompt``,
 read only what the model wrote after the prompt, see :meth:`Measurement.written`). Between developers:
 the divergence of every pair of models, or of a seeded sample of pairs fixed for the run
 (``Family.divergence``), whose mean is the ecosystem's ``divergence`` — it rises as models grow apart.
+Quality and divergence are asked of the family at once (``Family.heldout_measures``), so that a family
+whose divergence is read off the held-out set (a transformer's next-token distributions) reads it once.
 
 Measurement has its own random streams (pair sampling, sampled Levenshtein pairs), so what is measured
 and how often never changes the simulation itself.
