@@ -70,7 +70,8 @@ def force_prompt(token: torch.Tensor, prompts: torch.Tensor | None, t: int) -> t
     return token
 
 
-def pair_jsd(probs: torch.Tensor, weights: torch.Tensor, i: torch.Tensor, j: torch.Tensor, chunk: int) -> torch.Tensor:
+def pair_jsd(probs: torch.Tensor, weights: torch.Tensor, i: torch.Tensor, j: torch.Tensor, chunk: int,
+             plogp: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted sum over positions of the Jensen–Shannon divergence between developers ``i`` and ``j`` of
     each pair: ``(P,)``.
 
@@ -79,10 +80,12 @@ def pair_jsd(probs: torch.Tensor, weights: torch.Tensor, i: torch.Tensor, j: tor
     ``log 2`` times the total weight. JSD(p, q) = H((p + q) / 2) − (H(p) + H(q)) / 2 (Lin, "Divergence
     measures based on the Shannon entropy", IEEE Trans. Inf. Theory 1991), in nats; with s = p + q it is
     log 2 + (Σ p log p + Σ q log q − Σ s log s) / 2. The cost is P·M·V logarithms: choose the pairs and
-    the probe with that in mind (``metrics`` in the scenario).
+    the probe with that in mind (``metrics`` in the scenario). ``plogp (N, M)``, each distribution's Σ p log p,
+    may be given where the log-probabilities are at hand.
     """
     _, m, v = probs.shape
-    plogp = torch.special.xlogy(probs, probs).sum(-1)  # (N, M)
+    if plogp is None:
+        plogp = torch.special.xlogy(probs, probs).sum(-1)  # (N, M)
     out = torch.empty(len(i), dtype=probs.dtype, device=probs.device)
     step = max(1, chunk // (m * v))
     for p0 in range(0, len(i), step):

@@ -598,6 +598,7 @@ class TransformerFamily:
             place = in_probe[part].cumsum(0) - 1  # a probe row's place among the piece's probe sequences
             k = int(in_probe[part].sum())
             probs = torch.empty((len(involved), k, t_len, v), device=dev)
+            plogp = torch.empty((len(involved), k, t_len), device=dev)  # Σ p log p, from the log-probabilities
             for n0, n1 in _spans(n, self.eval_block):
                 reads = member[n0:n1] >= 0  # the block's developers in some pair
                 if not quality and not bool(reads.any()):
@@ -616,8 +617,9 @@ class TransformerFamily:
                         chosen, into = logq[:, keep], member[n0:n1]  # (nb, k', T, V): the probe rows only
                         if not bool(reads.all()):
                             chosen, into = chosen[reads], into[reads]
-                        probs[into[:, None], place[b0:b1][keep]] = chosen.exp()
+                        where, chosen_p = (into[:, None], place[b0:b1][keep]), chosen.exp()
+                        probs[where], plogp[where] = chosen_p, torch.linalg.vecdot(chosen_p, chosen)
             if k:
                 weights = torch.full((k * t_len,), 1.0 / (len(probe) * t_len), device=dev)
-                out += pair_jsd(probs.flatten(1, 2), weights, a, b, cache_elements(self.device))
+                out += pair_jsd(probs.flatten(1, 2), weights, a, b, cache_elements(self.device), plogp.flatten(1))
         return logp, out
