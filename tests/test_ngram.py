@@ -128,9 +128,10 @@ def test_inverse_cdf_reproduces_the_distribution_on_a_uniform_grid() -> None:
 
 def test_sampling_edge_uniforms_never_pick_a_zero_probability_token() -> None:
     logits = torch.tensor([0.0, -math.inf, 0.3, -math.inf])
-    u = torch.tensor([0.0, 1 - 2**-24, 0.5])
-    assert set(sample_next(logits.expand(3, -1), u, 1.0, 1.0).tolist()) <= {0, 2}
-    assert set(sample_next(logits.expand(3, -1), u, 1.0, 0.4).tolist()) == {2}
+    u = torch.tensor([0.0, 1 - 2**-24, 0.5, 1.0])  # 1.0: u·total is the total, the search runs past the end
+    tokens = sample_next(logits.expand(4, -1), u, 1.0, 1.0).tolist()
+    assert set(tokens) <= {0, 2} and tokens[-1] == 2  # the last token with positive probability
+    assert set(sample_next(logits.expand(4, -1), u, 1.0, 0.4).tolist()) == {2}
 
 
 def test_low_temperature_gives_the_greedy_sequence() -> None:

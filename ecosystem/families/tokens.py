@@ -52,12 +52,12 @@ def sample_next(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p
         before = probs.cumsum(-1) - probs  # mass of the strictly more likely tokens
         probs = probs.masked_fill(before >= top_p, 0.0)
     cdf = probs.cumsum(-1)  # (..., V)
-    total = cdf[..., -1:]
-    # The first token whose cdf exceeds u·total, and the first whose cdf reaches the total (the last that
-    # adds to it): u·total can round up to the total, when the first search runs past the end. Neither
-    # search stops on a token of zero probability (its cdf equals the one before).
-    below = torch.nextafter(total, torch.zeros_like(total))
-    token = torch.searchsorted(cdf, torch.cat([u.unsqueeze(-1) * total, below], -1), right=True).amin(-1, keepdim=True)
+    total = cdf[..., -1:].contiguous()
+    # u·total can round up to the total, when the search runs past the end: then the token is the first whose
+    # cdf reaches the total (the last that adds to it). Neither search stops on a token of zero probability
+    # (its cdf equals the one before).
+    token = torch.searchsorted(cdf, u.unsqueeze(-1) * total, right=True)
+    token = torch.minimum(token, torch.searchsorted(cdf, total))  # (..., 1)
     if order is not None:
         token = order.gather(-1, token)
     return token.squeeze(-1)
