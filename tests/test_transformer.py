@@ -146,19 +146,26 @@ def test_attention_in_pieces_matches_one_call(monkeypatch) -> None:
     assert torch.allclose(transformer._attention(qkv, heads=2), whole, atol=1e-6) and pieces == [3, 3, 1]
 
 
-def test_evaluation_attention_on_the_cpu_is_causal_sdpa_of_each_head(monkeypatch) -> None:
-    """Without gradients the CPU path reads each head in place and writes the scores out with matmuls; SDPA
-    on the heads split as in GPT-2 is the reference, and the matmul path must not call it."""
-    n, b, s, heads, hs = 3, 2, 9, 2, 8
-    qkv = torch.randn(n, b, s, 3 * heads * hs, generator=gen())
-    q, k, v = (z.reshape(n * b, s, heads, hs).transpose(1, 2) for z in qkv.split(heads * hs, dim=-1))
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-    want, unmasked = (sdpa(q, k, v, is_causal=causal).transpose(1, 2).reshape(n, b, s, heads * hs)
-                      for causal in (True, False))
+def test_evaluation_attention_on_the_cpu_is_the_sdpa_block(monkeypatch) -> None:
+    """Without gradients the CPU path splits the heads in place and writes the scores out with matmuls; the
+    SDPA block (LayerNorm, projections, GPT-2's head split) is the reference, and the matmul path must not
+    call SDPA."""
+    n, b, s, heads, c = 3, 2, 9, 2, 16
+    g = gen()
+    x, gain = torch.randn(n, b, s, c, generator=g), torch.rand(n, c, generator=g) + 0.5
+    c_attn, proj = torch.randn(n, c, 3 * c, generator=g) * 0.3, torch.randn(n, c, c, generator=g) * 0.3
+    qkv = transformer._normed_linear(x, gain, c_attn)
+    want = transformer._residual(x, transformer._attention(qkv, heads), proj)
+    q, k, v = (z.reshape(n * b, s, heads, c // heads).transpose(1, 2) for z in qkv.split(c, dim=-1))
+    unmasked = transformer._residual(x, torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+                                     .reshape(n, b, s, c), proj)
     monkeypatch.setattr(transformer.F, "scaled_dot_product_attention", None)
     with torch.no_grad():
-        got = transformer._attention(qkv, heads)
-    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, unmasked, atol=1e-2)
+        got = transformer._evaluation_attention(x, gain, c_attn, proj, heads)
+    assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, unmasked, atol=1e-2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # the residual stream stays float32
+        low = transformer._evaluation_attention(x, gain, c_attn, proj, heads)
+    assert low.dtype == torch.float32 and torch.allclose(low, want, atol=0.1)
 
 
 def test_residual_stream_stays_float32_under_autocast() -> None:
