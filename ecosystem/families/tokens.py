@@ -26,6 +26,11 @@ def cache_elements(device: torch.device) -> int:
     return 1 << 18 if device.type == "cpu" else chunk_elements(device)
 
 
+def spans(n: int, block: int) -> list[tuple[int, int]]:
+    """``[(start, stop), …]`` covering ``range(n)`` in pieces of ``block``."""
+    return [(i, min(i + block, n)) for i in range(0, n, block)]
+
+
 def shift_right(tokens: torch.Tensor, bos: int, by: int = 1) -> torch.Tensor:
     """The token ``by`` positions before each position, BOS where there is none: ``(..., T) -> (..., T)``."""
     pad = torch.full((*tokens.shape[:-1], by), bos, dtype=tokens.dtype, device=tokens.device)

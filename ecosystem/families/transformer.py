@@ -37,6 +37,7 @@ from ecosystem.families.tokens import (
     pair_jsd,
     sample_next,
     shift_right,
+    spans,
     uniforms,
 )
 from ecosystem.scenario import TrainSpec, TransformerFamilySpec
@@ -297,7 +298,7 @@ class _HeadLoss(torch.autograd.Function):
         target = target[:, :, None]  # (n, M, 1)
         p_t = h.new_empty(target.shape)  # each token's probability
         minus_one = h.new_full((min(chunk, h.shape[0]), *target.shape[1:]), -1.0)
-        for i0, i1 in _spans(h.shape[0], chunk):
+        for i0, i1 in spans(h.shape[0], chunk):
             t = target[i0:i1]  # (k, M, 1)
             p = torch.softmax(torch.bmm(h[i0:i1], w[i0:i1]), dim=-1)  # (k, M, V): max, exp, sum, divide at once
             torch.gather(p, -1, t, out=p_t[i0:i1])
@@ -331,9 +332,6 @@ def _autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
-def _spans(n: int, block: int) -> list[tuple[int, int]]:
-    return [(i, min(i + block, n)) for i in range(0, n, block)]
-
 
 class Trainer:
     """Training of all developers at once: one AdamW over their stacked weights, split into blocks.
@@ -345,7 +343,7 @@ class Trainer:
     def __init__(self, family: TransformerFamily, state: TransformerState) -> None:
         self.heads, self.dtype = family.spec.heads, family.compute_dtype
         self.head_chunk = family.head_chunk
-        self.spans = _spans(state.n, family.block)
+        self.spans = spans(state.n, family.block)
         self.blocks = [
             TransformerState(
                 **{k: v.detach().clone().requires_grad_() for k, v in state.select(slice(*s)).tensors().items()}
@@ -502,7 +500,7 @@ class TransformerFamily:
         c, heads, layers = self.spec.d_model, self.spec.heads, self.spec.layers
         out = torch.empty((n, k, t_len), dtype=torch.long, device=u.device)
         per_developer = k * max(2 * layers * t_len * c, self.vocab_size, 4 * c)  # the cache or one step's logits
-        for n0, n1 in _spans(n, max(1, self.chunk // per_developer)):
+        for n0, n1 in spans(n, max(1, self.chunk // per_developer)):
             p = state.select(slice(n0, n1))
             cache = torch.empty((layers, 2, t_len, c, (n1 - n0) * k), device=u.device)
             token = torch.full((n1 - n0, k), self.vocab_size, dtype=torch.long, device=u.device)  # BOS
@@ -523,9 +521,9 @@ class TransformerFamily:
     def log_prob(self, state: TransformerState, items: torch.Tensor) -> torch.Tensor:
         """Σ_t log p(x_t | x_<t) of ``items (N, B, T)`` under each developer's model: ``(N, B)``."""
         out = torch.empty(items.shape[:2], device=items.device)
-        for n0, n1 in _spans(state.n, self.eval_block):
+        for n0, n1 in spans(state.n, self.eval_block):
             p = state.select(slice(n0, n1))
-            for b0, b1 in _spans(items.shape[1], self._item_chunk(n1 - n0)):
+            for b0, b1 in spans(items.shape[1], self._item_chunk(n1 - n0)):
                 with _autocast(items.device, self.compute_dtype):
                     losses = token_losses(p, items[n0:n1, b0:b1], self.spec.heads)  # (nb, b, T)
                 out[n0:n1, b0:b1] = -losses.sum(-1)
@@ -536,9 +534,9 @@ class TransformerFamily:
         """Each developer's next-token distribution at each position of ``probe (P, T)``: ``(N, P, T, V)``."""
         p_len = probe.shape[0]
         out = torch.empty((state.n, *probe.shape, self.vocab_size), device=probe.device)
-        for n0, n1 in _spans(state.n, self.eval_block):
+        for n0, n1 in spans(state.n, self.eval_block):
             p = state.select(slice(n0, n1))
-            for b0, b1 in _spans(p_len, self._item_chunk(n1 - n0)):
+            for b0, b1 in spans(p_len, self._item_chunk(n1 - n0)):
                 inputs = shift_right(probe[b0:b1], self.vocab_size).expand(n1 - n0, -1, -1)  # (nb, b, T)
                 with _autocast(probe.device, self.compute_dtype):
                     logits = forward(p, inputs, self.spec.heads).float()  # (nb, b, T, V)
@@ -617,12 +615,12 @@ class TransformerFamily:
             k = int(in_probe[part].sum())
             probs = torch.empty((len(involved), k, t_len, v), device=dev)
             plogp = torch.empty((len(involved), k, t_len), device=dev)  # Σ p log p, from the log-probabilities
-            for n0, n1 in _spans(n, self.eval_block):
+            for n0, n1 in spans(n, self.eval_block):
                 reads = member[n0:n1] >= 0  # the block's developers in some pair
                 if not quality and not bool(reads.any()):
                     continue
                 p = state.select(slice(n0, n1))
-                for b0, b1 in _spans(len(part), self._item_chunk(n1 - n0)):
+                for b0, b1 in spans(len(part), self._item_chunk(n1 - n0)):
                     sub = part[b0:b1]
                     x = heldout[sub].expand(n1 - n0, -1, -1)  # (nb, b, T)
                     with _autocast(dev, self.compute_dtype):
