@@ -39,8 +39,6 @@ class NgramState:
     logp: torch.Tensor
 
 
-
-
 class NgramFamily:
     """Unigram, bigram or trigram models, one per developer, fitted and sampled as tensor ops."""
 
