@@ -125,8 +125,8 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f == "transformer" else f
-                                    for f in FAMILIES])
+@pytest.mark.parametrize("family", [f if f == "gaussian" else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in FAMILIES])  # the quick suite analyses one family; all run in full
 def test_analyze_a_single_run_of_every_family(family, tmp_path) -> None:
     folder = run_scenario(validate_scenario({**FAMILIES[family], "name": family}), tmp_path / family,
                           progress=False, summary=None)
@@ -232,6 +232,7 @@ def test_a_sweep_without_pairwise_divergences_is_analysed(tmp_path) -> None:
     assert not conditions.loc[conditions["metric"] == "divergence", "mean"].notna().any()
 
 
+@pytest.mark.slow
 def test_a_closed_form_too_large_to_draw_is_named_not_waited_for(tmp_path) -> None:
     """400 independent linear chains meet Vu et al.'s assumptions, but their joint covariance (K·D = 1600)
     is past what the report draws: the report says so (it used to run the recursion for many minutes)."""

@@ -22,7 +22,7 @@ def transformer(train_steps: int) -> dict:
     return raw
 
 
-@pytest.mark.parametrize(("train_steps", "warned"), [(1, True), (60, False)])
+@pytest.mark.parametrize(("train_steps", "warned"), [pytest.param(1, True, marks=pytest.mark.slow), (60, False)])
 def test_the_warning_fires_on_an_untrained_transformer_and_not_on_a_trained_one(tmp_path, train_steps, warned):
     folder = run_scenario(validate_scenario(transformer(train_steps)), tmp_path / "run", progress=False)
     warnings = json.loads((folder / "meta.json").read_text())["warnings"]
