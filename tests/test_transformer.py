@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from ecosystem.families import tokens, transformer
+from ecosystem.families import transformer
 from ecosystem.families.ngram import NgramFamily, NgramState
 from ecosystem.families.tokens import shift_right
 from ecosystem.families.transformer import TransformerFamily, TransformerState, forward, parameter_count
@@ -209,6 +209,14 @@ def test_top_p_never_leaves_the_nucleus() -> None:
     assert (out != probs.argmax(-1)).any()
 
 
+def _plain_jsd(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Mean over positions of JSD(p, q) in float64 from its definition, for ``(M, V)`` distributions."""
+    p, q = p.double(), q.double()
+    m = (p + q) / 2
+    kl = lambda a: (torch.special.xlogy(a, a) - torch.special.xlogy(a, m)).sum(-1)  # noqa: E731
+    return ((kl(p) + kl(q)) / 2).mean()
+
+
 def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
     batched = family()
     items, weights = data(4)
@@ -219,10 +227,12 @@ def test_divergence_is_zero_for_twins_symmetric_and_at_most_log2() -> None:
     assert d[0, 4].item() < 1e-6 and torch.all(d.diagonal() == 0)  # float32 rounding of Σp = 1
     assert torch.equal(d, d.T)
     assert (d[:4, :4] + torch.eye(4) > 0).all() and (d <= math.log(2)).all()
-    probs = batched.next_token_probs(twins, probe).flatten(1, 2)  # (N, P·T, V)
+    refs = [gpt.GPT.from_weights(reference(batched), w) for w in per_model(twins)]
+    with torch.no_grad():  # the reference models' next-token distributions, compared from the definition
+        probs = [torch.softmax(r(r.inputs(probe)), -1).flatten(0, 1) for r in refs]  # (P·T, V) each
     i, j = torch.triu_indices(5, 5, 1)
-    want = tokens.pair_jsd(probs, torch.full((probs.shape[1],), 1 / probs.shape[1]), i, j, batched.chunk)
-    assert torch.allclose(d[i, j], want, atol=1e-6)
+    want = torch.stack([_plain_jsd(probs[a], probs[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)])
+    assert torch.allclose(d[i, j].double(), want, atol=1e-6)
     # tiny chunks (one probe sequence, developer pairs one by one) give the same numbers
     batched.chunk = 1
     assert torch.allclose(divergence_matrix(batched, twins, probe, 5), d, atol=1e-6)
@@ -275,14 +285,6 @@ def test_cuda_matches_cpu_and_the_reference() -> None:
     assert all(torch.allclose(v, ref[0][k], atol=1e-4) for k, v in per_model(state)[0].items())
     samples = batched.sample(state, 7, torch.Generator(cuda).manual_seed(3))
     assert torch.equal(samples, gpt.sample(config, per_model(state), 7, torch.Generator(cuda).manual_seed(3)))
-
-
-def _plain_jsd(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Mean over positions of JSD(p, q) in float64 from its definition, for ``(M, V)`` distributions."""
-    p, q = p.double(), q.double()
-    m = (p + q) / 2
-    kl = lambda a: (torch.special.xlogy(a, a) - torch.special.xlogy(a, m)).sum(-1)  # noqa: E731
-    return ((kl(p) + kl(q)) / 2).mean()
 
 
 @pytest.mark.parametrize("chunk", [None, 1])

@@ -528,20 +528,6 @@ class TransformerFamily:
                 out[n0:n1, b0:b1] = -losses.sum(-1)
         return out
 
-    @torch.no_grad()
-    def next_token_probs(self, state: TransformerState, probe: torch.Tensor) -> torch.Tensor:
-        """Each developer's next-token distribution at each position of ``probe (P, T)``: ``(N, P, T, V)``."""
-        p_len = probe.shape[0]
-        out = torch.empty((state.n, *probe.shape, self.vocab_size), device=probe.device)
-        for n0, n1 in spans(state.n, self.eval_block):
-            p = state.select(slice(n0, n1))
-            for b0, b1 in spans(p_len, self._item_chunk(n1 - n0)):
-                inputs = shift_right(probe[b0:b1], self.vocab_size).expand(n1 - n0, -1, -1)  # (nb, b, T)
-                with _autocast(probe.device, self.compute_dtype):
-                    logits = forward(p, inputs, self.spec.heads).float()  # (nb, b, T, V)
-                out[n0:n1, b0:b1] = torch.softmax(logits, dim=-1)
-        return out
-
     describe_names = ()
     probe_limited = True  # compared on `metrics.probes` held-out sequences (the cost is pairs × positions × V)
 
